@@ -1,0 +1,229 @@
+"""TaskLedger: the application service. Each method loads a task, asks it to act, saves."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError
+
+from ledger import commands as c
+from ledger.domain import Meta, Task, check_new_task
+from ledger.errors import (
+    ConcurrentWriteError,
+    DuplicateTaskError,
+    IdempotencyKeyReusedError,
+    IllegalTransitionError,
+    NoTaskAvailableError,
+    TaskDroppedError,
+    TaskNotFoundError,
+    VersionMismatchError,
+)
+from ledger.history import describe_event
+from ledger.state import TaskState, dump_json
+
+TASK_IDS = uuid5(NAMESPACE_URL, "urn:taskledger:task")
+WRITE_ATTEMPTS = 3
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def external_task_id(facade: str, namespace: str, external_id: str) -> UUID:
+    """Deterministic id of a task known by an external id, so the event store enforces uniqueness."""
+    return uuid5(TASK_IDS, f"external\n{facade}\n{namespace}\n{external_id}")
+
+
+def idempotent_task_id(actor: str, key: str) -> UUID:
+    return uuid5(TASK_IDS, f"idempotency\n{actor}\n{key}")
+
+
+class TaskLedger(Application[UUID]):
+    """Records every task action as an event and answers history questions from the event store."""
+
+    name = "TaskLedger"
+
+    def __init__(self, env: dict[str, str] | None = None,
+                 clock: Callable[[], datetime] = utc_now) -> None:
+        super().__init__(env)
+        self.clock = clock
+
+    # ------------------------------------------------------------------ writes
+    def create_task(self, cmd: c.CreateTask, caller: c.Caller) -> c.Written:
+        check_new_task(cmd.max_retries, cmd.heartbeat_timeout)
+        task_id, fingerprint = self._identity(cmd, caller)
+        task = Task.create(self._meta(caller), task_id, **self._created_fields(cmd, caller, fingerprint))
+        try:
+            return self._save(task)
+        except IntegrityError:
+            return self._replay_create(task_id, cmd, fingerprint)
+
+    def update_task(self, cmd: c.UpdateTask, caller: c.Caller) -> c.Written:
+        def act(task: Task) -> None:
+            if cmd.expected_version is not None and cmd.expected_version != task.version:
+                raise VersionMismatchError(task.id, cmd.expected_version, task.version)
+            task.update(self._meta(caller), cmd.changes)
+        return self._act(cmd.task_id, act, retry=cmd.expected_version is None)
+
+    def start_task(self, cmd: c.StartTask, caller: c.Caller) -> c.Written:
+        return self._act(cmd.task_id, lambda t: {"lease_epoch": t.start(self._meta(caller), cmd.worker)})
+
+    def claim_task(self, cmd: c.ClaimTask, caller: c.Caller) -> c.Written:
+        """Starts the first candidate still queued; concurrent claimers never get the same task."""
+        for task_id in cmd.candidates:
+            try:
+                return self._act(task_id, lambda t: {"lease_epoch": t.start(self._meta(caller), cmd.worker)},
+                                 retry=False)
+            except (IllegalTransitionError, TaskDroppedError, ConcurrentWriteError, TaskNotFoundError):
+                continue
+        raise NoTaskAvailableError("no queued task matches the claim")
+
+    def record_heartbeat(self, cmd: c.RecordHeartbeat, caller: c.Caller) -> c.Written:
+        return self._act(cmd.task_id, lambda t: {"directive": t.heartbeat(
+            self._meta(caller), cmd.lease_epoch, cmd.progress, cmd.message, cmd.stats)})
+
+    def report_progress(self, cmd: c.ReportProgress, caller: c.Caller) -> c.Written:
+        return self._act(cmd.task_id, lambda t: t.report_progress(
+            self._meta(caller), cmd.lease_epoch, cmd.progress, cmd.message))
+
+    def update_step(self, cmd: c.UpdateStep, caller: c.Caller) -> c.Written:
+        return self._act(cmd.task_id, lambda t: t.update_step(
+            self._meta(caller), cmd.lease_epoch, cmd.step, cmd.status, cmd.output, cmd.append))
+
+    def append_output(self, cmd: c.AppendOutput, caller: c.Caller) -> c.Written:
+        return self._act(cmd.task_id, lambda t: {"sequence": t.append_output(
+            self._meta(caller), cmd.lease_epoch, cmd.buffer, cmd.data, cmd.positions, cmd.last)})
+
+    def close_output(self, cmd: c.CloseOutput, caller: c.Caller) -> c.Written:
+        return self._act(cmd.task_id, lambda t: t.close_output(self._meta(caller), cmd.buffer))
+
+    def pause_task(self, cmd: c.PauseTask, caller: c.Caller) -> c.Written:
+        return self._act(cmd.task_id, lambda t: t.pause(self._meta(caller), cmd.reason))
+
+    def resume_task(self, cmd: c.ResumeTask, caller: c.Caller) -> c.Written:
+        return self._act(cmd.task_id, lambda t: t.resume(self._meta(caller)))
+
+    def cancel_task(self, cmd: c.CancelTask, caller: c.Caller) -> c.Written:
+        return self._act(cmd.task_id, lambda t: t.cancel(self._meta(caller), cmd.reason))
+
+    def abort_task(self, cmd: c.AbortTask, caller: c.Caller) -> c.Written:
+        return self._act(cmd.task_id, lambda t: t.abort(self._meta(caller), cmd.reason))
+
+    def complete_task(self, cmd: c.CompleteTask, caller: c.Caller) -> c.Written:
+        return self._act(cmd.task_id, lambda t: t.complete(self._meta(caller), cmd.lease_epoch, cmd.result))
+
+    def fail_task(self, cmd: c.FailTask, caller: c.Caller) -> c.Written:
+        return self._act(cmd.task_id, lambda t: t.fail(self._meta(caller), cmd.lease_epoch, cmd.error, cmd.retry))
+
+    def drop_task(self, cmd: c.DropTask, caller: c.Caller) -> c.Written:
+        return self._act(cmd.task_id, lambda t: t.drop(self._meta(caller), cmd.force))
+
+    # ----------------------------------------------------------------- history
+    def task_as_of(self, task_id: UUID, *, version: int | None = None,
+                   at: datetime | None = None) -> TaskState:
+        """The task exactly as it was at a version or an instant (dropped tasks included)."""
+        if version is not None:
+            return self._load(task_id, version=version).state
+        task: Task | None = None
+        for event in self.events.get(task_id):
+            if at is not None and event.timestamp > at:
+                break
+            task = event.mutate(task)  # type: ignore[assignment]
+        if task is None:
+            raise TaskNotFoundError(task_id)
+        return task.state
+
+    def task_events(self, task_id: UUID, after_version: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+        """The task's audit timeline, oldest first."""
+        events = list(self.events.get(task_id, gt=after_version, limit=limit))
+        if not events and after_version == 0:
+            raise TaskNotFoundError(task_id)
+        return [describe_event(e) for e in events]
+
+    def events_after(self, position: int, limit: int) -> list[dict[str, Any]]:
+        """The global feed: every event after a log position, in log order."""
+        notifications = self.recorder.select_notifications(start=position, limit=limit,
+                                                            inclusive_of_start=False)
+        return [describe_event(self.mapper.to_domain_event(n), n.id) for n in notifications]
+
+    def head_position(self) -> int:
+        return self.recorder.max_notification_id() or 0
+
+    def stream(self, after: int = 0, batch: int = 500) -> Iterator[tuple[int, Any]]:
+        """Every (position, event) after a position, for exports and replays."""
+        while True:
+            notifications = self.recorder.select_notifications(start=after, limit=batch,
+                                                                inclusive_of_start=False)
+            if not notifications:
+                return
+            for n in notifications:
+                yield n.id, self.mapper.to_domain_event(n)
+            after = notifications[-1].id
+
+    # ---------------------------------------------------------------- plumbing
+    def _meta(self, caller: c.Caller) -> Meta:
+        return Meta(caller.actor, caller.request_id, caller.facade, self.clock())
+
+    def _load(self, task_id: UUID, version: int | None = None) -> Task:
+        try:
+            return self.repository.get(task_id, version=version)  # type: ignore[return-value]
+        except AggregateNotFoundError:
+            raise TaskNotFoundError(task_id) from None
+
+    def _save(self, task: Task, **extra: Any) -> c.Written:
+        recordings = self.save(task)
+        return c.Written(task.id, task.version, recordings[-1].notification.id, **extra)
+
+    def _act(self, task_id: UUID, action: Callable[[Task], Any], retry: bool = True) -> c.Written:
+        for attempt in range(WRITE_ATTEMPTS if retry else 1):
+            task = self._load(task_id)
+            extra = action(task) or {}
+            if not task.pending_events:
+                return c.Written(task.id, task.version, self.head_position(), **extra)
+            try:
+                return self._save(task, **extra)
+            except IntegrityError:
+                continue
+        raise ConcurrentWriteError(task_id)
+
+    def _identity(self, cmd: c.CreateTask, caller: c.Caller) -> tuple[UUID, str | None]:
+        fingerprint = None
+        if cmd.idempotency_key is not None:
+            digest = hashlib.sha256(dump_json(_command_fields(cmd)).encode()).hexdigest()
+            fingerprint = f"{caller.actor}\n{cmd.idempotency_key}\n{digest}"
+        if cmd.external_id is not None:
+            return external_task_id(caller.facade, cmd.namespace, cmd.external_id), fingerprint
+        if cmd.idempotency_key is not None:
+            return idempotent_task_id(caller.actor, cmd.idempotency_key), fingerprint
+        return uuid4(), None
+
+    def _created_fields(self, cmd: c.CreateTask, caller: c.Caller, fingerprint: str | None) -> dict[str, Any]:
+        return {
+            "namespace": cmd.namespace, "external_id": cmd.external_id, "name": cmd.name,
+            "type": cmd.type, "input_json": dump_json(cmd.input),
+            "submitter": cmd.submitter or caller.actor, "labels_json": dump_json(cmd.labels),
+            "steps": list(cmd.steps), "max_retries": cmd.max_retries,
+            "heartbeat_timeout": float(cmd.heartbeat_timeout),
+            "schedule_json": dump_json(cmd.schedule), "idempotency": fingerprint,
+        }
+
+    def _replay_create(self, task_id: UUID, cmd: c.CreateTask, fingerprint: str | None) -> c.Written:
+        """A create whose id already exists: the same idempotent request gets its first answer."""
+        existing = self._load(task_id, version=1)
+        if fingerprint is not None and existing.idempotency == fingerprint:
+            return c.Written(task_id, 1, self.head_position(), replayed=True)
+        if cmd.external_id is not None:
+            raise DuplicateTaskError(task_id, cmd.external_id)
+        raise IdempotencyKeyReusedError(cmd.idempotency_key or "")
+
+
+def _command_fields(cmd: c.CreateTask) -> dict[str, Any]:
+    fields = dict(vars(cmd))
+    fields.pop("idempotency_key")
+    fields["steps"] = list(cmd.steps)
+    return fields

@@ -1,0 +1,429 @@
+"""The Task aggregate: one event stream per task, every action a persisted event."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar
+
+from eventsourcing.domain import Aggregate
+
+from ledger import state as st
+from ledger.errors import (
+    IllegalTransitionError,
+    InvalidValueError,
+    LeaseMismatchError,
+    TaskDroppedError,
+)
+from ledger.state import TaskState, dump_json, load_json
+
+
+@dataclass(frozen=True)
+class Meta:
+    """Who asked for an action, through which API, in which request, and when."""
+
+    actor: str
+    request_id: str
+    facade: str
+    at: datetime
+
+
+def event_hash(event: Any) -> str:
+    """Deterministic content hash of one stored event (links the per-stream hash chain)."""
+    fields = {k: v for k, v in vars(event).items()}
+    fields["topic"] = f"{type(event).__module__}:{type(event).__qualname__}"
+    return hashlib.sha256(dump_json(_canonical(fields)).encode()).hexdigest()
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+class Chained:
+    """Mixin for every task event: evolves the shared TaskState and links the hash chain."""
+
+    timestamp: datetime
+    originator_version: int
+
+    def evolve(self, state: TaskState) -> None:
+        """Applies this event's own change to the state (no checks: replay never re-validates)."""
+
+    def evolve_state(self, state: TaskState) -> None:
+        self.evolve(state)
+        state.version = self.originator_version
+        state.updated_at = self.timestamp.isoformat()
+        state.chain_hash = event_hash(self)
+
+
+class Task(Aggregate):
+    """A long-running task whose whole life is recorded as events."""
+
+    class Event(Chained, Aggregate.Event):
+        actor: str
+        request_id: str
+        facade: str
+        prev_hash: str
+
+        def apply(self, aggregate: Any) -> None:
+            self.evolve_state(aggregate.state)
+
+    class Created(Chained, Aggregate.Created):
+        actor: str
+        request_id: str
+        facade: str
+        prev_hash: str
+        namespace: str
+        external_id: str | None
+        name: str
+        type: str
+        input_json: str
+        submitter: str
+        labels_json: str
+        steps: list[str]
+        max_retries: int
+        heartbeat_timeout: float
+        schedule_json: str
+        idempotency: str | None
+
+        def initial_state(self) -> TaskState:
+            return TaskState(
+                id=str(self.originator_id),
+                namespace=self.namespace,
+                facade=self.facade,
+                external_ids={self.facade: self.external_id} if self.external_id else {},
+                name=self.name,
+                type=self.type,
+                input=load_json(self.input_json),
+                submitter=self.submitter,
+                labels=load_json(self.labels_json),
+                steps=[{"name": n, "status": "PENDING", "output": ""} for n in self.steps],
+                max_retries=self.max_retries,
+                heartbeat_timeout=self.heartbeat_timeout,
+                schedule=load_json(self.schedule_json),
+                created_at=self.timestamp.isoformat(),
+            )
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.state = self.initial_state()
+            aggregate.idempotency = self.idempotency
+            self.evolve_state(aggregate.state)
+
+    def __init__(self) -> None:
+        self.state: TaskState
+        self.idempotency: str | None
+
+    @classmethod
+    def create(cls, meta: Meta, task_id: Any, **fields: Any) -> Task:
+        task = cls._create(cls.Created, id=task_id, timestamp=meta.at, actor=meta.actor,
+                           request_id=meta.request_id, facade=meta.facade, prev_hash="", **fields)
+        return task
+
+    # ----------------------------------------------------------------- events
+    class Updated(Event):
+        changes_json: str
+
+        def evolve(self, state: TaskState) -> None:
+            for key, value in load_json(self.changes_json).items():
+                setattr(state, key, value)
+
+    class Started(Event):
+        worker: str
+        lease_epoch: int
+
+        def evolve(self, state: TaskState) -> None:
+            state.state = st.RUNNING
+            state.worker = self.worker
+            state.lease_epoch = self.lease_epoch
+            state.last_heartbeat = self.timestamp.isoformat()
+            state.started_at = state.started_at or self.timestamp.isoformat()
+            state.ended_at = None
+            state.error = None
+
+    class HeartbeatRecorded(Event):
+        lease_epoch: int
+        progress: float | None
+        message: str | None
+        stats_json: str | None
+
+        def evolve(self, state: TaskState) -> None:
+            state.last_heartbeat = self.timestamp.isoformat()
+            if self.progress is not None:
+                state.progress = self.progress
+            if self.message is not None:
+                state.message = self.message
+            if self.stats_json is not None:
+                state.stats = load_json(self.stats_json)
+
+    class ProgressReported(Event):
+        lease_epoch: int
+        progress: float
+        message: str | None
+
+        def evolve(self, state: TaskState) -> None:
+            state.progress = self.progress
+            if self.message is not None:
+                state.message = self.message
+
+    class StepUpdated(Event):
+        lease_epoch: int
+        step: int
+        status: str | None
+        output: str | None
+        append: bool
+
+        def evolve(self, state: TaskState) -> None:
+            step = state.steps[self.step]
+            if self.status is not None:
+                step["status"] = self.status
+            if self.output is not None:
+                step["output"] = step["output"] + self.output if self.append else self.output
+
+    class OutputAppended(Event):
+        lease_epoch: int
+        buffer: str
+        sequence: int
+        data: str
+        positions: int
+        last: bool
+
+        def evolve(self, state: TaskState) -> None:
+            buf = state.buffers.setdefault(
+                self.buffer, {"pages": 0, "bytes": 0, "positions": 0, "finished": False, "closed": False}
+            )
+            buf["pages"] += 1
+            buf["bytes"] += len(self.data)
+            buf["positions"] += self.positions
+            buf["finished"] = buf["finished"] or self.last
+
+    class OutputClosed(Event):
+        buffer: str
+
+        def evolve(self, state: TaskState) -> None:
+            buf = state.buffers.setdefault(
+                self.buffer, {"pages": 0, "bytes": 0, "positions": 0, "finished": True, "closed": False}
+            )
+            buf["closed"] = True
+
+    class Paused(Event):
+        reason: str | None
+
+        def evolve(self, state: TaskState) -> None:
+            state.state = st.PAUSED
+            state.worker = None
+
+    class Resumed(Event):
+        def evolve(self, state: TaskState) -> None:
+            state.state = st.QUEUED
+            state.worker = None
+            state.ended_at = None
+
+    class CancelRequested(Event):
+        reason: str | None
+
+        def evolve(self, state: TaskState) -> None:
+            state.state = st.CANCELLING
+
+    class Cancelled(Event):
+        reason: str | None
+
+        def evolve(self, state: TaskState) -> None:
+            state.state = st.CANCELLED
+            state.worker = None
+            state.ended_at = self.timestamp.isoformat()
+
+    class Aborted(Event):
+        reason: str | None
+
+        def evolve(self, state: TaskState) -> None:
+            state.state = st.ABORTED
+            state.worker = None
+            state.ended_at = self.timestamp.isoformat()
+
+    class Completed(Event):
+        lease_epoch: int
+        result_json: str
+
+        def evolve(self, state: TaskState) -> None:
+            state.state = st.SUCCEEDED
+            state.result = load_json(self.result_json)
+            state.progress = 100.0
+            state.worker = None
+            state.ended_at = self.timestamp.isoformat()
+
+    class Failed(Event):
+        lease_epoch: int
+        error: str
+        requeued: bool
+
+        def evolve(self, state: TaskState) -> None:
+            state.error = self.error
+            state.worker = None
+            if self.requeued:
+                state.state = st.QUEUED
+                state.retries += 1
+            else:
+                state.state = st.FAILED
+                state.ended_at = self.timestamp.isoformat()
+
+    class Dropped(Event):
+        force: bool
+
+        def evolve(self, state: TaskState) -> None:
+            state.dropped = True
+
+    # --------------------------------------------------------------- commands
+    UPDATABLE: ClassVar[tuple[str, ...]] = (
+        "name", "input", "labels", "max_retries", "heartbeat_timeout", "schedule",
+    )
+
+    def _record(self, event_class: type[Task.Event], meta: Meta, **fields: Any) -> None:
+        self.trigger_event(event_class, timestamp=meta.at, actor=meta.actor,
+                           request_id=meta.request_id, facade=meta.facade,
+                           prev_hash=self.state.chain_hash, **fields)
+
+    def _require(self, action: str, allowed: tuple[str, ...]) -> None:
+        if self.state.dropped:
+            raise TaskDroppedError(self.id)
+        if self.state.state not in allowed:
+            raise IllegalTransitionError(self.id, self.state.state, action, allowed)
+
+    def _require_lease(self, action: str, lease_epoch: int, allowed: tuple[str, ...] = (st.RUNNING,)) -> None:
+        self._require(action, allowed)
+        if lease_epoch != self.state.lease_epoch:
+            raise LeaseMismatchError(self.id, lease_epoch, self.state.lease_epoch, self.state.worker)
+
+    def update(self, meta: Meta, changes: dict[str, Any]) -> None:
+        self._require("update", (st.QUEUED, st.RUNNING, st.PAUSED, st.CANCELLING, st.FAILED))
+        unknown = sorted(set(changes) - set(self.UPDATABLE))
+        if unknown:
+            raise InvalidValueError(unknown[0], "is not an updatable field")
+        _check_limits(changes.get("max_retries"), changes.get("heartbeat_timeout"))
+        self._record(self.Updated, meta, changes_json=dump_json(changes))
+
+    def start(self, meta: Meta, worker: str) -> int:
+        self._require("start", (st.QUEUED,))
+        epoch = self.state.lease_epoch + 1
+        self._record(self.Started, meta, worker=worker, lease_epoch=epoch)
+        return epoch
+
+    def heartbeat(self, meta: Meta, lease_epoch: int, progress: float | None = None,
+                  message: str | None = None, stats: dict[str, Any] | None = None) -> str:
+        """Records a heartbeat if the lease is live and tells the worker what to do next."""
+        s = self.state
+        if lease_epoch != s.lease_epoch:
+            raise LeaseMismatchError(self.id, lease_epoch, s.lease_epoch, s.worker)
+        if s.dropped:
+            return st.STOP
+        if s.state not in st.LEASED:
+            return {st.PAUSED: st.PAUSE, st.CANCELLED: st.CANCEL}.get(s.state, st.STOP)
+        _check_progress(progress)
+        self._record(self.HeartbeatRecorded, meta, lease_epoch=lease_epoch, progress=progress,
+                     message=message, stats_json=None if stats is None else dump_json(stats))
+        return st.CANCEL if s.state == st.CANCELLING else st.CONTINUE
+
+    def report_progress(self, meta: Meta, lease_epoch: int, progress: float, message: str | None = None) -> None:
+        self._require_lease("report progress", lease_epoch)
+        _check_progress(progress)
+        self._record(self.ProgressReported, meta, lease_epoch=lease_epoch, progress=progress, message=message)
+
+    def update_step(self, meta: Meta, lease_epoch: int, step: int, status: str | None,
+                    output: str | None, append: bool) -> None:
+        self._require_lease("update a step", lease_epoch)
+        if not 0 <= step < len(self.state.steps):
+            raise InvalidValueError("step", f"must be between 0 and {len(self.state.steps) - 1}")
+        if status is not None and status not in st.STEP_STATUSES:
+            raise InvalidValueError("status", f"must be one of {', '.join(st.STEP_STATUSES)}")
+        self._record(self.StepUpdated, meta, lease_epoch=lease_epoch, step=step, status=status,
+                     output=output, append=append)
+
+    def append_output(self, meta: Meta, lease_epoch: int, buffer: str, data: str,
+                      positions: int, last: bool) -> int:
+        self._require_lease("append output", lease_epoch)
+        buf = self.state.buffers.get(buffer)
+        if buf and (buf["finished"] or buf["closed"]):
+            raise IllegalTransitionError(self.id, "output-finished", f"append to buffer {buffer!r}")
+        sequence = buf["pages"] if buf else 0
+        self._record(self.OutputAppended, meta, lease_epoch=lease_epoch, buffer=buffer,
+                     sequence=sequence, data=data, positions=positions, last=last)
+        return sequence
+
+    def close_output(self, meta: Meta, buffer: str) -> None:
+        if self.state.dropped:
+            raise TaskDroppedError(self.id)
+        self._record(self.OutputClosed, meta, buffer=buffer)
+
+    def pause(self, meta: Meta, reason: str | None = None) -> None:
+        self._require("pause", (st.QUEUED, st.RUNNING))
+        self._record(self.Paused, meta, reason=reason)
+
+    def resume(self, meta: Meta) -> None:
+        self._require("resume", (st.PAUSED, st.FAILED))
+        self._record(self.Resumed, meta)
+
+    def cancel(self, meta: Meta, reason: str | None = None) -> None:
+        self._require("cancel", (st.QUEUED, st.PAUSED, st.RUNNING, st.CANCELLING))
+        if self.state.state == st.RUNNING:
+            self._record(self.CancelRequested, meta, reason=reason)
+        else:
+            self._record(self.Cancelled, meta, reason=reason)
+
+    def abort(self, meta: Meta, reason: str | None = None) -> None:
+        self._require("abort", (st.QUEUED, st.RUNNING, st.PAUSED, st.CANCELLING))
+        self._record(self.Aborted, meta, reason=reason)
+
+    def complete(self, meta: Meta, lease_epoch: int, result: Any = None) -> None:
+        self._require_lease("complete", lease_epoch)
+        self._record(self.Completed, meta, lease_epoch=lease_epoch, result_json=dump_json(result))
+
+    def fail(self, meta: Meta, lease_epoch: int, error: str, retry: bool = True) -> None:
+        self._require_lease("fail", lease_epoch)
+        requeued = retry and self.state.retries < self.state.max_retries
+        self._record(self.Failed, meta, lease_epoch=lease_epoch, error=error, requeued=requeued)
+
+    def drop(self, meta: Meta, force: bool = False) -> None:
+        if self.state.dropped:
+            raise TaskDroppedError(self.id)
+        droppable = (*st.TERMINAL, st.FAILED)
+        if not force and self.state.state not in droppable:
+            raise IllegalTransitionError(self.id, self.state.state, "drop without force", droppable)
+        self._record(self.Dropped, meta, force=force)
+
+
+def _check_progress(progress: float | None) -> None:
+    if progress is not None and not 0 <= progress <= 100:
+        raise InvalidValueError("progress", "must be between 0 and 100")
+
+
+def _check_limits(max_retries: Any, heartbeat_timeout: Any) -> None:
+    if max_retries is not None and max_retries < 0:
+        raise InvalidValueError("max_retries", "must be 0 or more")
+    if heartbeat_timeout is not None and heartbeat_timeout <= 0:
+        raise InvalidValueError("heartbeat_timeout", "must be more than 0 seconds")
+
+
+def check_new_task(max_retries: int, heartbeat_timeout: float) -> None:
+    """Validates the limits of a task about to be created."""
+    _check_limits(max_retries, heartbeat_timeout)
+
+
+def next_state(state: TaskState | None, event: Any) -> TaskState:
+    """The state after one more event: what replay does, for read models that keep only state."""
+    if isinstance(event, Task.Created):
+        fresh = event.initial_state()
+        event.evolve_state(fresh)
+        return fresh
+    if state is None or state.version != event.originator_version - 1:
+        have = None if state is None else state.version
+        raise ValueError(f"event {event.originator_version} of task {event.originator_id} "
+                         f"does not follow stored version {have}")
+    event.evolve_state(state)
+    return state

@@ -1,0 +1,88 @@
+"""The current state of one task, as plain data.
+
+The aggregate evolves a `TaskState` from its events, and the task-view projection evolves the
+very same class from the very same events, so a view row always equals a replay by construction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+QUEUED = "QUEUED"
+RUNNING = "RUNNING"
+PAUSED = "PAUSED"
+CANCELLING = "CANCELLING"
+SUCCEEDED = "SUCCEEDED"
+FAILED = "FAILED"
+CANCELLED = "CANCELLED"
+ABORTED = "ABORTED"
+
+STATES = (QUEUED, RUNNING, PAUSED, CANCELLING, SUCCEEDED, FAILED, CANCELLED, ABORTED)
+TERMINAL = (SUCCEEDED, CANCELLED, ABORTED)
+LEASED = (RUNNING, CANCELLING)
+
+STEP_STATUSES = ("PENDING", "RUNNING", "SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED")
+
+# Directives a worker reads from a heartbeat answer.
+CONTINUE = "continue"
+PAUSE = "pause"
+CANCEL = "cancel"
+STOP = "stop"
+
+
+def dump_json(value: Any) -> str:
+    """Canonical JSON text for user-supplied values carried inside events."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def load_json(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+@dataclass
+class TaskState:
+    """Everything the native API and the facades show about one task."""
+
+    id: str
+    namespace: str
+    facade: str
+    name: str
+    type: str
+    submitter: str
+    created_at: str
+    version: int = 0
+    external_ids: dict[str, str] = field(default_factory=dict)
+    input: Any = None
+    labels: dict[str, str] = field(default_factory=dict)
+    state: str = QUEUED
+    progress: float = 0.0
+    message: str | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    buffers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    retries: int = 0
+    max_retries: int = 0
+    heartbeat_timeout: float = 60.0
+    worker: str | None = None
+    lease_epoch: int = 0
+    last_heartbeat: str | None = None
+    result: Any = None
+    error: str | None = None
+    updated_at: str | None = None
+    started_at: str | None = None
+    ended_at: str | None = None
+    schedule: dict[str, Any] | None = None
+    run_count: int = 0
+    dropped: bool = False
+    chain_hash: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TaskState:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})

@@ -1,0 +1,215 @@
+"""The query interface the API reads through, and its PostgreSQL implementation."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Protocol
+from uuid import UUID
+
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from projections.registry import PROJECTIONS
+
+SORTABLE = ("created_at", "updated_at", "name", "state")
+APPLICATION = "TaskLedger"
+
+
+class InvalidCursorError(ValueError):
+    """The pagination cursor was not produced by this query."""
+
+
+@dataclass(frozen=True)
+class TaskFilter:
+    """Which tasks a list asks for; None means 'any'."""
+
+    states: tuple[str, ...] = ()
+    namespace: str | None = None
+    namespace_prefix: str | None = None
+    facade: str | None = None
+    type: str | None = None
+    name_prefix: str | None = None
+    worker: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    updated_after: datetime | None = None
+    updated_before: datetime | None = None
+
+
+@dataclass(frozen=True)
+class TaskPage:
+    items: list[dict[str, Any]]
+    total: int
+    next_cursor: str | None
+
+
+class TaskView(Protocol):
+    """What the API may ask of the read side."""
+
+    def get(self, task_id: UUID) -> dict[str, Any] | None: ...
+
+    def list(self, flt: TaskFilter, sort: str = "created_at", descending: bool = False,
+             cursor: str | None = None, limit: int = 50, offset: int = 0) -> TaskPage: ...
+
+    def claim_candidates(self, namespace: str | None, type: str | None, limit: int) -> list[UUID]: ...
+
+    def runs(self, task_id: UUID) -> list[dict[str, Any]]: ...
+
+    def status(self) -> list[dict[str, Any]]: ...
+
+    def wait_for(self, position: int, timeout: float) -> bool: ...
+
+    def ping(self) -> None: ...
+
+
+class PostgresTaskQueries:
+    """Reads the task view and run history tables with plain SQL."""
+
+    def __init__(self, conninfo: str, min_size: int = 1, max_size: int = 8) -> None:
+        self.pool = ConnectionPool(conninfo, min_size=min_size, max_size=max_size, open=False,
+                                   kwargs={"row_factory": dict_row, "autocommit": True})
+
+    def open(self) -> None:
+        self.pool.open(wait=True, timeout=30)
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def _all(self, query: Any, params: Any = ()) -> list[dict[str, Any]]:
+        with self.pool.connection() as conn:
+            return list(conn.execute(query, params).fetchall())
+
+    def ping(self) -> None:
+        self._all("SELECT 1")
+
+    def get(self, task_id: UUID) -> dict[str, Any] | None:
+        rows = self._all("SELECT doc FROM tasks WHERE id = %s", (task_id,))
+        return rows[0]["doc"] if rows else None
+
+    def list(self, flt: TaskFilter, sort: str = "created_at", descending: bool = False,
+             cursor: str | None = None, limit: int = 50, offset: int = 0) -> TaskPage:
+        if sort not in SORTABLE:
+            raise ValueError(f"sort must be one of {', '.join(SORTABLE)}")
+        where, params = _where(flt)
+        total = self._all(sql.SQL("SELECT count(*) AS n FROM tasks WHERE {}").format(where), params)[0]["n"]
+        order = sql.SQL("DESC") if descending else sql.SQL("ASC")
+        column = sql.Identifier(sort)
+        page_where = where
+        page_params = list(params)
+        if cursor is not None:
+            value, last_id = _decode_cursor(cursor, sort)
+            compare = sql.SQL("<") if descending else sql.SQL(">")
+            page_where = sql.SQL("{} AND ({}, id) {} (%s, %s)").format(where, column, compare)
+            page_params += [value, last_id]
+        query = sql.SQL("SELECT doc, {col}::text AS sort_value, id FROM tasks WHERE {w} "
+                        "ORDER BY {col} {o}, id {o} LIMIT %s OFFSET %s").format(
+            col=column, w=page_where, o=order)
+        rows = self._all(query, [*page_params, limit + 1, offset])
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = _encode_cursor(sort, rows[-1]["sort_value"], rows[-1]["id"]) if more else None
+        return TaskPage([r["doc"] for r in rows], total, next_cursor)
+
+    def claim_candidates(self, namespace: str | None, type: str | None, limit: int) -> list[UUID]:
+        where, params = _where(TaskFilter(states=("QUEUED",), namespace=namespace, type=type))
+        query = sql.SQL("SELECT id FROM tasks WHERE {} ORDER BY created_at, id LIMIT %s").format(where)
+        return [r["id"] for r in self._all(query, [*params, limit])]
+
+    def runs(self, task_id: UUID) -> list[dict[str, Any]]:
+        return self._all(
+            "SELECT attempt, worker, started_at, ended_at, outcome, message, duration_ms "
+            "FROM task_runs WHERE task_id = %s ORDER BY attempt", (task_id,))
+
+    def status(self) -> list[dict[str, Any]]:
+        """Position, head and lag of every projection."""
+        head_row = self._all("SELECT max(notification_id) AS head FROM taskledger_events")[0]
+        head = head_row["head"] or 0
+        result = []
+        for name in PROJECTIONS:
+            position = self._position(name)
+            lag = head - position
+            result.append({"name": name, "position": position, "head": head, "lag_events": lag,
+                           "lag_seconds": self._lag_seconds(position) if lag else 0.0})
+        return result
+
+    def wait_for(self, position: int, timeout: float) -> bool:
+        """Waits, bounded, until every projection has reached the position."""
+        deadline = time.monotonic() + timeout
+        delay = 0.002
+        while True:
+            if all(self._position(name) >= position for name in PROJECTIONS):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    def _position(self, name: str) -> int:
+        table = sql.Identifier(f"{name}_tracking")
+        rows = self._all(sql.SQL("SELECT notification_id FROM {} WHERE application_name = %s").format(table),
+                         (APPLICATION,))
+        return rows[0]["notification_id"] if rows else 0
+
+    def _lag_seconds(self, position: int) -> float:
+        """Age of the oldest event the projection has not applied yet."""
+        rows = self._all("SELECT state FROM taskledger_events WHERE notification_id > %s "
+                         "ORDER BY notification_id LIMIT 1", (position,))
+        if not rows:
+            return 0.0
+        stamp = json.loads(bytes(rows[0]["state"]))["timestamp"]["_data_"]
+        return max(0.0, (datetime.now(timezone.utc) - datetime.fromisoformat(stamp)).total_seconds())
+
+
+def _where(flt: TaskFilter) -> tuple[sql.Composable, list[Any]]:
+    clauses: list[sql.Composable] = [sql.SQL("NOT dropped")]
+    params: list[Any] = []
+
+    def add(clause: str, value: Any) -> None:
+        clauses.append(sql.SQL(clause))
+        params.append(value)
+
+    if flt.states:
+        add("state = ANY(%s)", list(flt.states))
+    if flt.namespace is not None:
+        add("namespace = %s", flt.namespace)
+    if flt.namespace_prefix is not None:
+        add("namespace LIKE %s", _like_prefix(flt.namespace_prefix))
+    if flt.facade is not None:
+        add("facade = %s", flt.facade)
+    if flt.type is not None:
+        add("type = %s", flt.type)
+    if flt.name_prefix is not None:
+        add("name LIKE %s", _like_prefix(flt.name_prefix))
+    if flt.worker is not None:
+        add("worker = %s", flt.worker)
+    for column, op, value in (("created_at", ">=", flt.created_after), ("created_at", "<", flt.created_before),
+                              ("updated_at", ">=", flt.updated_after), ("updated_at", "<", flt.updated_before)):
+        if value is not None:
+            add(f"{column} {op} %s", value)
+    return sql.SQL(" AND ").join(clauses), params
+
+
+def _like_prefix(prefix: str) -> str:
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _encode_cursor(sort: str, value: str, last_id: UUID) -> str:
+    raw = json.dumps([sort, value, str(last_id)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, sort: str) -> tuple[str, UUID]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        cursor_sort, value, last_id = json.loads(base64.urlsafe_b64decode(padded))
+        if cursor_sort != sort or not isinstance(value, str):
+            raise ValueError
+        return value, UUID(last_id)
+    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError):
+        raise InvalidCursorError("cursor is not valid for this query; start again without it") from None

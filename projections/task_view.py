@@ -1,0 +1,63 @@
+"""The task view: one row per task holding the TaskState document and its filterable columns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eventsourcing.persistence import Tracking
+from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
+from eventsourcing.projection import Projection
+from psycopg.sql import SQL
+from psycopg.types.json import Jsonb
+
+from ledger.domain import next_state
+from ledger.state import TaskState
+from projections.schema import TASKS_DDL
+
+UPSERT = """
+INSERT INTO tasks (id, namespace, facade, name, type, state, submitter, worker,
+                   created_at, updated_at, version, dropped, position, doc)
+VALUES (%(id)s, %(namespace)s, %(facade)s, %(name)s, %(type)s, %(state)s, %(submitter)s,
+        %(worker)s, %(created_at)s, %(updated_at)s, %(version)s, %(dropped)s, %(position)s, %(doc)s)
+ON CONFLICT (id) DO UPDATE SET
+    namespace = EXCLUDED.namespace, facade = EXCLUDED.facade, name = EXCLUDED.name,
+    type = EXCLUDED.type, state = EXCLUDED.state, submitter = EXCLUDED.submitter,
+    worker = EXCLUDED.worker, updated_at = EXCLUDED.updated_at, version = EXCLUDED.version,
+    dropped = EXCLUDED.dropped, position = EXCLUDED.position, doc = EXCLUDED.doc
+"""
+
+
+class PostgresTaskView(PostgresTrackingRecorder):
+    """Writes task rows and the tracking position in one transaction."""
+
+    def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
+        super().__init__(datastore, **kwargs)
+        self.sql_create_statements.extend(SQL(s) for s in TASKS_DDL)  # type: ignore[arg-type]
+
+    def apply(self, event: Any, tracking: Tracking) -> None:
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute("SELECT doc FROM tasks WHERE id = %s", (event.originator_id,))
+            row = curs.fetchone()
+            before = None if row is None else TaskState.from_dict(row["doc"])
+            state = next_state(before, event)
+            curs.execute(UPSERT, _row(state, tracking.notification_id))
+            self._insert_tracking(curs, tracking)
+
+
+def _row(state: TaskState, position: int) -> dict[str, Any]:
+    return {
+        "id": state.id, "namespace": state.namespace, "facade": state.facade, "name": state.name,
+        "type": state.type, "state": state.state, "submitter": state.submitter,
+        "worker": state.worker, "created_at": state.created_at, "updated_at": state.updated_at,
+        "version": state.version, "dropped": state.dropped, "position": position,
+        "doc": Jsonb(state.to_dict()),
+    }
+
+
+class TaskViewProjection(Projection[PostgresTaskView]):
+    """Materialises the current state of every task."""
+
+    name = "task_view"
+
+    def process_event(self, domain_event: Any, tracking: Tracking) -> None:
+        self.view.apply(domain_event, tracking)

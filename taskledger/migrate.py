@@ -1,0 +1,28 @@
+"""`taskledger migrate`: creates every table, idempotently. API workers never create tables."""
+
+from __future__ import annotations
+
+import logging
+
+from eventsourcing.persistence import InfrastructureFactory
+from eventsourcing.utils import Environment
+
+from ledger.application import TaskLedger
+from projections.registry import PROJECTIONS
+from taskledger import accounts
+from taskledger.config import eventsourcing_env
+from taskledger.database import ensure_database
+
+log = logging.getLogger(__name__)
+
+
+def migrate(database_url: str) -> None:
+    ensure_database(database_url)
+    env = eventsourcing_env(database_url, create_table=True, pool_size=1)
+    TaskLedger(env).close()
+    for name, (_, view_class) in PROJECTIONS.items():
+        factory = InfrastructureFactory.construct(Environment(name, env))
+        factory.tracking_recorder(view_class)
+        factory.close()
+    accounts.create_tables(database_url)
+    log.info("schema is up to date")
