@@ -1,0 +1,3 @@
+"""x"""
+from ledger.application import TaskLedger
+from projections.queries import TaskView

@@ -1,0 +1,25 @@
+"""gunicorn settings for the taskledger API (used by `taskledger serve` and in production).
+
+Every value comes from the environment so one file serves the all-in-one mode and production.
+"""
+
+import multiprocessing
+import os
+
+bind = f"{os.environ.get('TASKLEDGER_BIND', '127.0.0.1')}:{os.environ.get('TASKLEDGER_PORT', '8080')}"
+# Each worker builds its own application, pools included, after the fork.
+wsgi_app = "taskledger.wsgi:create_app()"
+workers = int(os.environ.get("TASKLEDGER_WORKERS", str(min(4, multiprocessing.cpu_count()))))
+worker_class = "gthread"
+threads = int(os.environ.get("TASKLEDGER_THREADS", "4"))
+timeout = 60
+graceful_timeout = 20
+keepalive = 5
+# Long polls (openLooKeng X-Presto-Max-Wait) hold a thread, not a worker.
+limit_request_line = 8190
+limit_request_fields = 100
+accesslog = os.environ.get("TASKLEDGER_ACCESS_LOG", "-")
+errorlog = "-"
+loglevel = os.environ.get("TASKLEDGER_LOG_LEVEL", "info").lower()
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s'
+proc_name = "taskledger-api"

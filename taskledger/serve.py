@@ -1,0 +1,112 @@
+"""`taskledger serve`: the all-in-one service — database, schema, projections and the API."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from projections.runner import start_projections
+from taskledger.accounts import PostgresAccounts
+from taskledger.config import Settings, eventsourcing_env
+from taskledger.database import embedded_url, start_embedded
+from taskledger.migrate import migrate
+
+log = logging.getLogger(__name__)
+GUNICORN_CONF = Path(__file__).resolve().parent.parent / "ops" / "gunicorn.conf.py"
+
+
+def open_database(settings: Settings) -> tuple[str, Any]:
+    """The configured database URL, or an embedded PostgreSQL under the data directory."""
+    if settings.database_url:
+        return settings.database_url, None
+    settings.home.mkdir(parents=True, exist_ok=True)
+    server = start_embedded(settings.pgdata)
+    return embedded_url(server), server
+
+
+def ensure_admin(url: str, settings: Settings) -> str:
+    """Creates the `admin` user on first start; says where its password is."""
+    accounts = PostgresAccounts(url, max_size=1)
+    accounts.open()
+    try:
+        if accounts.user_exists("admin"):
+            return _where_admin_password(settings)
+        password = settings.admin_password or secrets.token_urlsafe(18)
+        accounts.create_user("admin", password, "admin")
+    finally:
+        accounts.close()
+    if not settings.admin_password:
+        fd = os.open(settings.admin_password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(password + "\n")
+        os.chmod(settings.admin_password_file, 0o600)
+    return _where_admin_password(settings)
+
+
+def _where_admin_password(settings: Settings) -> str:
+    if settings.admin_password_file.exists():
+        return f"admin password: in {settings.admin_password_file} (mode 0600)"
+    return "admin password: the TASKLEDGER_ADMIN_PASSWORD given on first start"
+
+
+def serve(settings: Settings) -> int:
+    settings.home.mkdir(parents=True, exist_ok=True)
+    url, server = open_database(settings)
+    stopping = threading.Event()
+    gunicorn: subprocess.Popen[bytes] | None = None
+    threads = []
+    try:
+        migrate(url)
+        credential = ensure_admin(url, settings)
+        threads = start_projections(eventsourcing_env(url, pool_size=2), url, stopping)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stopping.set())
+        gunicorn = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF)],
+                                    env={**os.environ, "TASKLEDGER_DATABASE_URL": url})
+        base = f"http://{settings.host}:{settings.port}"
+        if _wait_ready(base, gunicorn, stopping):
+            print(f"taskledger is serving at {base}/ledger/v1  (user: admin; {credential})", flush=True)
+            print(f"data directory: {settings.home}; stop with Ctrl-C or SIGTERM", flush=True)
+        while not stopping.is_set() and gunicorn.poll() is None:
+            stopping.wait(0.5)
+        return 0 if stopping.is_set() else 1
+    finally:
+        stopping.set()
+        _stop(gunicorn)
+        for thread in threads:
+            thread.join(timeout=10)
+        if server is not None:
+            server.cleanup()
+        log.info("taskledger stopped")
+
+
+def _wait_ready(base: str, process: subprocess.Popen[bytes], stopping: threading.Event) -> bool:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not stopping.is_set() and process.poll() is None:
+        try:
+            with urllib.request.urlopen(f"{base}/healthz", timeout=2) as answer:
+                if answer.status == 200:
+                    return True
+        except OSError:
+            stopping.wait(0.2)
+    return False
+
+
+def _stop(process: subprocess.Popen[bytes] | None) -> None:
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

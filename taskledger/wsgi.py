@@ -1,0 +1,26 @@
+"""WSGI entry point: gunicorn calls `create_app()` once in every worker, after the fork."""
+
+from __future__ import annotations
+
+import falcon
+
+from api.app import create_app as create_api
+from ledger.application import TaskLedger
+from projections.queries import PostgresTaskQueries
+from taskledger.accounts import PostgresAccounts
+from taskledger.config import eventsourcing_env, load_settings
+
+
+def create_app() -> falcon.App:
+    settings = load_settings()
+    if not settings.database_url:
+        raise SystemExit("TASKLEDGER_DATABASE_URL is not set: start the service with `taskledger serve`, "
+                         "or set it to your PostgreSQL URL")
+    url = settings.database_url
+    ledger = TaskLedger(eventsourcing_env(url, pool_size=settings.threads) | {"AGGREGATE_CACHE_MAXSIZE": "1000"})
+    view = PostgresTaskQueries(url, max_size=settings.threads)
+    view.open()
+    accounts = PostgresAccounts(url, max_size=2)
+    accounts.open()
+    return create_api(ledger, view, accounts, min_position_wait=settings.min_position_wait,
+                      lag_budget_events=settings.lag_budget_events)
