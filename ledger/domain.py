@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
@@ -306,7 +307,7 @@ class Task(Aggregate):
         unknown = sorted(set(changes) - set(self.UPDATABLE))
         if unknown:
             raise InvalidValueError(unknown[0], "is not an updatable field")
-        _check_limits(changes.get("max_retries"), changes.get("heartbeat_timeout"))
+        _check_limits(changes.get("max_retries", _ABSENT), changes.get("heartbeat_timeout", _ABSENT))
         self._record(self.Updated, meta, changes_json=dump_json(changes))
 
     def start(self, meta: Meta, worker: str) -> int:
@@ -403,11 +404,18 @@ def _check_progress(progress: float | None) -> None:
         raise InvalidValueError("progress", "must be between 0 and 100")
 
 
+_ABSENT: Any = object()
+
+
 def _check_limits(max_retries: Any, heartbeat_timeout: Any) -> None:
-    if max_retries is not None and max_retries < 0:
-        raise InvalidValueError("max_retries", "must be 0 or more")
-    if heartbeat_timeout is not None and heartbeat_timeout <= 0:
-        raise InvalidValueError("heartbeat_timeout", "must be more than 0 seconds")
+    """None is a value here, not "unchanged": an update that omits a limit passes _ABSENT."""
+    if max_retries is not _ABSENT and (
+            isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0):
+        raise InvalidValueError("max_retries", "must be an integer, 0 or more")
+    if heartbeat_timeout is not _ABSENT and (
+            isinstance(heartbeat_timeout, bool) or not isinstance(heartbeat_timeout, (int, float))
+            or not math.isfinite(heartbeat_timeout) or heartbeat_timeout <= 0):
+        raise InvalidValueError("heartbeat_timeout", "must be a finite number of seconds more than 0")
 
 
 def check_new_task(max_retries: int, heartbeat_timeout: float) -> None:
