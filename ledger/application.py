@@ -55,7 +55,8 @@ class TaskLedger(Application[UUID]):
 
     # ------------------------------------------------------------------ writes
     def create_task(self, cmd: c.CreateTask, caller: c.Caller) -> c.Written:
-        check_new_task(cmd.max_retries, cmd.heartbeat_timeout)
+        check_new_task(cmd.max_retries, cmd.heartbeat_timeout, input=cmd.input, labels=cmd.labels,
+                       schedule=cmd.schedule)
         task_id, fingerprint = self._identity(cmd, caller)
         task = Task.create(self._meta(caller), task_id, **self._created_fields(cmd, caller, fingerprint))
         try:
@@ -131,9 +132,10 @@ class TaskLedger(Application[UUID]):
             return self._load(task_id, version=version).state
         task: Task | None = None
         for event in self.events.get(task_id):
-            if at is not None and event.timestamp > at:
+            stored: Any = event
+            if at is not None and stored.timestamp > at:
                 break
-            task = event.mutate(task)  # type: ignore[assignment]
+            task = stored.mutate(task)
         if task is None:
             raise TaskNotFoundError(task_id)
         return task.state

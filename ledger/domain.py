@@ -17,7 +17,7 @@ from ledger.errors import (
     LeaseMismatchError,
     TaskDroppedError,
 )
-from ledger.state import TaskState, dump_json, load_json
+from ledger.state import TaskState, check_json, dump_json, load_json
 
 
 @dataclass(frozen=True)
@@ -308,6 +308,8 @@ class Task(Aggregate):
         if unknown:
             raise InvalidValueError(unknown[0], "is not an updatable field")
         _check_limits(changes.get("max_retries", _ABSENT), changes.get("heartbeat_timeout", _ABSENT))
+        for field, value in changes.items():
+            check_json(field, value)
         self._record(self.Updated, meta, changes_json=dump_json(changes))
 
     def start(self, meta: Meta, worker: str) -> int:
@@ -327,6 +329,7 @@ class Task(Aggregate):
         if s.state not in st.LEASED:
             return {st.PAUSED: st.PAUSE, st.CANCELLED: st.CANCEL}.get(s.state, st.STOP)
         _check_progress(progress)
+        check_json("stats", stats)
         self._record(self.HeartbeatRecorded, meta, lease_epoch=lease_epoch, progress=progress,
                      message=message, stats_json=None if stats is None else dump_json(stats))
         return st.CANCEL if s.state == st.CANCELLING else st.CONTINUE
@@ -383,6 +386,7 @@ class Task(Aggregate):
 
     def complete(self, meta: Meta, lease_epoch: int, result: Any = None) -> None:
         self._require_lease("complete", lease_epoch)
+        check_json("result", result)
         self._record(self.Completed, meta, lease_epoch=lease_epoch, result_json=dump_json(result))
 
     def fail(self, meta: Meta, lease_epoch: int, error: str, retry: bool = True) -> None:
@@ -418,9 +422,11 @@ def _check_limits(max_retries: Any, heartbeat_timeout: Any) -> None:
         raise InvalidValueError("heartbeat_timeout", "must be a finite number of seconds more than 0")
 
 
-def check_new_task(max_retries: int, heartbeat_timeout: float) -> None:
-    """Validates the limits of a task about to be created."""
+def check_new_task(max_retries: int, heartbeat_timeout: float, **json_fields: Any) -> None:
+    """Validates the limits and the caller JSON of a task about to be created."""
     _check_limits(max_retries, heartbeat_timeout)
+    for field, value in json_fields.items():
+        check_json(field, value)
 
 
 def next_state(state: TaskState | None, event: Any) -> TaskState:

@@ -38,6 +38,24 @@ def dump_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+MAX_JSON_DEPTH = 32
+
+
+def check_json(field: str, value: Any) -> None:
+    """Caller JSON must stay shallow enough to decode anywhere (deep nesting exhausts recursion)."""
+    from ledger.errors import InvalidValueError
+
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise InvalidValueError(field, f"must not nest deeper than {MAX_JSON_DEPTH} levels")
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend((v, depth + 1) for v in item)
+
+
 def load_json(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 

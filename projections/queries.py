@@ -8,7 +8,7 @@ import json
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 from uuid import UUID
 
 from psycopg import sql
@@ -19,6 +19,10 @@ from projections.registry import PROJECTIONS
 
 SORTABLE = ("created_at", "updated_at", "name", "state")
 APPLICATION = "TaskLedger"
+
+
+Rows = list[dict[str, Any]]
+Ids = list[UUID]
 
 
 class InvalidCursorError(ValueError):
@@ -44,7 +48,7 @@ class TaskFilter:
 
 @dataclass(frozen=True)
 class TaskPage:
-    items: list[dict[str, Any]]
+    items: Rows
     total: int
     next_cursor: str | None
 
@@ -57,11 +61,11 @@ class TaskView(Protocol):
     def list(self, flt: TaskFilter, sort: str = "created_at", descending: bool = False,
              cursor: str | None = None, limit: int = 50, offset: int = 0) -> TaskPage: ...
 
-    def claim_candidates(self, namespace: str | None, type: str | None, limit: int) -> list[UUID]: ...
+    def claim_candidates(self, namespace: str | None, type: str | None, limit: int) -> Ids: ...
 
-    def runs(self, task_id: UUID) -> list[dict[str, Any]]: ...
+    def runs(self, task_id: UUID) -> Rows: ...
 
-    def status(self) -> list[dict[str, Any]]: ...
+    def status(self) -> Rows: ...
 
     def wait_for(self, position: int, timeout: float) -> bool: ...
 
@@ -81,9 +85,9 @@ class PostgresTaskQueries:
     def close(self) -> None:
         self.pool.close()
 
-    def _all(self, query: Any, params: Any = ()) -> list[dict[str, Any]]:
+    def _all(self, query: Any, params: Any = ()) -> Rows:
         with self.pool.connection() as conn:
-            return list(conn.execute(query, params).fetchall())
+            return cast(Rows, conn.execute(query, params).fetchall())
 
     def ping(self) -> None:
         self._all("SELECT 1")
@@ -116,17 +120,17 @@ class PostgresTaskQueries:
         next_cursor = _encode_cursor(sort, rows[-1]["sort_value"], rows[-1]["id"]) if more else None
         return TaskPage([r["doc"] for r in rows], total, next_cursor)
 
-    def claim_candidates(self, namespace: str | None, type: str | None, limit: int) -> list[UUID]:
+    def claim_candidates(self, namespace: str | None, type: str | None, limit: int) -> Ids:
         where, params = _where(TaskFilter(states=("QUEUED",), namespace=namespace, type=type))
         query = sql.SQL("SELECT id FROM tasks WHERE {} ORDER BY created_at, id LIMIT %s").format(where)
         return [r["id"] for r in self._all(query, [*params, limit])]
 
-    def runs(self, task_id: UUID) -> list[dict[str, Any]]:
+    def runs(self, task_id: UUID) -> Rows:
         return self._all(
             "SELECT attempt, worker, started_at, ended_at, outcome, message, duration_ms "
             "FROM task_runs WHERE task_id = %s ORDER BY attempt", (task_id,))
 
-    def status(self) -> list[dict[str, Any]]:
+    def status(self) -> Rows:
         """Position, head and lag of every projection."""
         head_row = self._all("SELECT max(notification_id) AS head FROM taskledger_events")[0]
         head = head_row["head"] or 0

@@ -32,7 +32,7 @@ class PostgresTaskView(PostgresTrackingRecorder):
 
     def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
-        self.sql_create_statements.extend(SQL(s) for s in TASKS_DDL)  # type: ignore[arg-type]
+        self.sql_create_statements.extend(SQL(s) for s in TASKS_DDL)  # type: ignore[misc]
 
     def apply(self, event: Any, tracking: Tracking) -> None:
         with self.datastore.transaction(commit=True) as curs:

@@ -7,7 +7,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 from argon2 import PasswordHasher
@@ -70,8 +70,7 @@ class PostgresAccounts:
 
     def _one(self, query: str, params: Any) -> dict[str, Any] | None:
         with self.pool.connection() as conn:
-            row: dict[str, Any] | None = conn.execute(query, params).fetchone()
-            return row
+            return cast(dict[str, Any] | None, conn.execute(query, params).fetchone())
 
     def authenticate_basic(self, name: str, password: str) -> Principal | None:
         key = (name, hashlib.sha256(password.encode()).hexdigest())

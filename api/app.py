@@ -1,0 +1,52 @@
+"""The application factory: wires collaborators into the route table; opens nothing, reads no environment."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime, timezone
+from functools import partial
+from typing import Any
+from uuid import UUID, uuid4
+
+import falcon
+import falcon.media
+
+from api import problems
+from api.auth import Authenticator
+from api.middleware import Gate, RequestIds
+from api.openapi import build_openapi
+from api.routes import ROUTES, Deps
+from ledger.application import TaskLedger
+from projections.queries import TaskView
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def new_request_id() -> str:
+    return uuid4().hex
+
+
+def create_app(ledger: TaskLedger, view: TaskView, auth: Authenticator, *,
+               clock: Callable[[], datetime] = utc_now, request_ids: Callable[[], str] = new_request_id,
+               min_position_wait: float = 5.0, lag_budget_events: int = 1000) -> falcon.App:
+    """The native API as a WSGI app."""
+    app = falcon.App(middleware=(RequestIds(request_ids), Gate(ROUTES, auth, view, min_position_wait)))
+    json_handler = falcon.media.JSONHandler(dumps=partial(json.dumps, default=_json_default))
+    app.resp_options.media_handlers.update({falcon.MEDIA_JSON: json_handler, problems.PROBLEM_JSON: json_handler})
+    problems.register(app)
+    deps = Deps(ledger, view, auth, clock, min_position_wait, lag_budget_events, build_openapi(ROUTES))
+    for route in ROUTES:
+        app.add_route(route.template, route.make(deps))
+    return app
+
+
+def _json_default(value: Any) -> Any:
+    """Values read models and events may carry that JSON has no type for."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

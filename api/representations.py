@@ -1,0 +1,222 @@
+"""Response schemas: what the API answers, and the helpers that dump it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import falcon
+from marshmallow import Schema, fields
+
+from ledger.commands import Written
+
+
+class StepSchema(Schema):
+    name = fields.String()
+    status = fields.String()
+    output = fields.String()
+
+
+class BufferSchema(Schema):
+    pages = fields.Integer()
+    bytes = fields.Integer()
+    positions = fields.Integer()
+    finished = fields.Boolean()
+    closed = fields.Boolean()
+
+
+class TaskSchema(Schema):
+    """A task as the native API shows it; timestamps are ISO-8601 strings in UTC."""
+
+    id = fields.UUID()
+    version = fields.Integer(metadata={"description": "Number of events recorded; the ETag value."})
+    namespace = fields.String()
+    facade = fields.String()
+    external_ids = fields.Dict(keys=fields.String(), values=fields.String())
+    name = fields.String()
+    type = fields.String()
+    input = fields.Raw(allow_none=True)
+    submitter = fields.String()
+    labels = fields.Dict(keys=fields.String(), values=fields.String())
+    state = fields.String()
+    progress = fields.Float()
+    message = fields.String(allow_none=True)
+    stats = fields.Dict()
+    steps = fields.List(fields.Nested(StepSchema))
+    buffers = fields.Dict(keys=fields.String(), values=fields.Nested(BufferSchema))
+    retries = fields.Integer()
+    max_retries = fields.Integer()
+    heartbeat_timeout = fields.Float()
+    worker = fields.String(allow_none=True)
+    lease_epoch = fields.Integer()
+    last_heartbeat = fields.String(allow_none=True)
+    result = fields.Raw(allow_none=True)
+    error = fields.String(allow_none=True)
+    created_at = fields.String()
+    updated_at = fields.String(allow_none=True)
+    started_at = fields.String(allow_none=True)
+    ended_at = fields.String(allow_none=True)
+    schedule = fields.Dict(allow_none=True)
+    run_count = fields.Integer()
+    dropped = fields.Boolean()
+    chain_hash = fields.String(metadata={"description": "Hash of the task's latest event (hash chain head)."})
+
+
+class TaskPageSchema(Schema):
+    items = fields.List(fields.Nested(TaskSchema))
+    total = fields.Integer(metadata={"description": "Tasks matching the filters, over all pages."})
+    next_cursor = fields.String(allow_none=True)
+
+
+class WriteReceiptSchema(Schema):
+    """What every task action answers: the new version and the log position of the write."""
+
+    task_id = fields.UUID()
+    version = fields.Integer()
+    position = fields.Integer(metadata={"description": "Send as Ledger-Min-Position to read your write."})
+    lease_epoch = fields.Integer()
+    directive = fields.String(metadata={"description": "Heartbeats only: continue, pause, cancel or stop."})
+    sequence = fields.Integer(metadata={"description": "Output pages only: the page's sequence number."})
+
+
+class ClaimedSchema(WriteReceiptSchema):
+    task = fields.Nested(TaskSchema)
+
+
+class HeartbeatResultSchema(Schema):
+    task_id = fields.String()
+    status = fields.Integer()
+    directive = fields.String()
+    version = fields.Integer()
+    position = fields.Integer()
+    problem = fields.Dict()
+
+
+class HeartbeatResultsSchema(Schema):
+    results = fields.List(fields.Nested(HeartbeatResultSchema))
+
+
+class EventSchema(Schema):
+    task_id = fields.UUID()
+    version = fields.Integer()
+    type = fields.String()
+    time = fields.String()
+    actor = fields.String()
+    request_id = fields.String()
+    facade = fields.String()
+    data = fields.Dict()
+    hash = fields.String()
+    prev_hash = fields.String()
+    position = fields.Integer()
+
+
+class TaskEventsSchema(Schema):
+    events = fields.List(fields.Nested(EventSchema))
+    next_after_version = fields.Integer(metadata={"description": "Pass as after_version for the next page."})
+
+
+class FeedSchema(Schema):
+    events = fields.List(fields.Nested(EventSchema))
+    next_after = fields.Integer(metadata={"description": "Pass as after for the next page."})
+
+
+class RunSchema(Schema):
+    attempt = fields.Integer()
+    worker = fields.String()
+    started_at = fields.AwareDateTime()
+    ended_at = fields.AwareDateTime(allow_none=True)
+    outcome = fields.String()
+    message = fields.String(allow_none=True)
+    duration_ms = fields.Integer(allow_none=True)
+
+
+class RunsSchema(Schema):
+    runs = fields.List(fields.Nested(RunSchema))
+
+
+class ProjectionStatusSchema(Schema):
+    name = fields.String()
+    position = fields.Integer()
+    head = fields.Integer()
+    lag_events = fields.Integer()
+    lag_seconds = fields.Float()
+
+
+class ProjectionsSchema(Schema):
+    projections = fields.List(fields.Nested(ProjectionStatusSchema))
+
+
+class HealthSchema(Schema):
+    status = fields.String()
+    time = fields.String()
+
+
+class ReadySchema(Schema):
+    status = fields.String()
+    projections = fields.List(fields.Nested(ProjectionStatusSchema))
+
+
+class UserSchema(Schema):
+    name = fields.String()
+    role = fields.String()
+
+
+class TokenSchema(Schema):
+    token = fields.String(metadata={"description": "Shown once; only its hash is stored."})
+    user = fields.String()
+    label = fields.String(allow_none=True)
+
+
+class FieldErrorSchema(Schema):
+    field = fields.String(metadata={"description": "Dotted path of the offending field or parameter."})
+    rule = fields.String()
+
+
+class ProblemSchema(Schema):
+    """RFC 9457 problem details."""
+
+    type = fields.String()
+    title = fields.String()
+    status = fields.Integer()
+    detail = fields.String()
+    instance = fields.String()
+    errors = fields.List(fields.Nested(FieldErrorSchema))
+
+
+TASK = TaskSchema()
+RECEIPT = WriteReceiptSchema()
+EVENT = EventSchema()
+RUN = RunSchema()
+
+
+def task_doc(doc: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = TASK.dump(doc)
+    return result
+
+
+def receipt(written: Written, **extra: Any) -> dict[str, Any]:
+    """The write receipt; absent values (no lease, no directive) are left out."""
+    fields_ = {"task_id": written.task_id, "version": written.version, "position": written.position,
+               "lease_epoch": written.lease_epoch, "directive": written.directive, "sequence": written.sequence}
+    fields_.update(extra)
+    result: dict[str, Any] = RECEIPT.dump({k: v for k, v in fields_.items() if v is not None})
+    return result
+
+
+def events(described: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    result: list[dict[str, Any]] = EVENT.dump(described, many=True)
+    return result
+
+
+def runs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    result: list[dict[str, Any]] = RUN.dump(rows, many=True)
+    return result
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def write_headers(resp: falcon.Response, written: Written) -> None:
+    """Every write answers with the task's new ETag and the log position to read it back at."""
+    resp.set_header("ETag", etag(written.version))
+    resp.set_header("Ledger-Position", str(written.position))

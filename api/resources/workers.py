@@ -1,0 +1,79 @@
+"""Worker endpoints that span tasks: claiming the next task, and heartbeats in bulk."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import falcon
+
+from api.parsing import caller
+from api.problems import ledger_problem, problem_body
+from api.representations import receipt, task_doc, write_headers
+from ledger.application import TaskLedger
+from ledger.commands import Caller, ClaimTask, RecordHeartbeat, Written
+from ledger.errors import LedgerError, NoTaskAvailableError
+from projections.queries import TaskView
+
+CANDIDATES = 20
+CLAIM_ROUNDS = 3
+CATCH_UP_WAIT = 1.0
+
+
+class Claims:
+    """`/claims`: hands the oldest matching queued task to a worker; 204 when there is none."""
+
+    def __init__(self, ledger: TaskLedger, view: TaskView, wait: float) -> None:
+        self.ledger, self.view, self.wait = ledger, view, min(wait, CATCH_UP_WAIT)
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        try:
+            written = self._claim(req.context.body, caller(req))
+        except NoTaskAvailableError:
+            resp.status = falcon.HTTP_204
+            return
+        task = self.ledger.task_as_of(written.task_id, version=written.version)
+        resp.media = {**receipt(written), "task": task_doc(task.to_dict())}
+        write_headers(resp, written)
+
+    def _claim(self, body: dict[str, Any], who: Caller) -> Written:
+        for _ in range(CLAIM_ROUNDS):
+            candidates = self.view.claim_candidates(body.get("namespace"), body.get("type"), CANDIDATES)
+            try:
+                return self.ledger.claim_task(ClaimTask(body["worker"], tuple(candidates)), who)
+            except NoTaskAvailableError:
+                if not self._another_round_may_help(len(candidates) == CANDIDATES):
+                    raise
+        raise NoTaskAvailableError("the task view kept lagging behind the claims")
+
+    def _another_round_may_help(self, all_candidates_taken: bool) -> bool:
+        """Yes when the view lags the log (it is given time to catch up) or every candidate was just taken."""
+        head = self.ledger.head_position()
+        if self.view.wait_for(head, 0) and not all_candidates_taken:
+            return False
+        self.view.wait_for(head, self.wait)
+        return True
+
+
+class Heartbeats:
+    """`/heartbeats`: many heartbeats in one request; each item answers its own status."""
+
+    def __init__(self, ledger: TaskLedger) -> None:
+        self.ledger = ledger
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        who = caller(req)
+        results = [self._one(dict(item), who, req.path) for item in req.context.body["heartbeats"]]
+        resp.media = {"results": results}
+        positions = [r["position"] for r in results if "position" in r]
+        if positions:
+            resp.set_header("Ledger-Position", str(max(positions)))
+
+    def _one(self, item: dict[str, Any], who: Caller, path: str) -> dict[str, Any]:
+        task_id = item.pop("task_id")
+        try:
+            written = self.ledger.record_heartbeat(RecordHeartbeat(task_id, **item), who)
+        except LedgerError as error:
+            problem = ledger_problem(error)
+            return {"task_id": str(task_id), "status": problem.status_code, "problem": problem_body(problem, path)}
+        return {"task_id": str(task_id), "status": 200, "directive": written.directive,
+                "version": written.version, "position": written.position}

@@ -1,0 +1,201 @@
+"""Request schemas: what each endpoint accepts in its body and its query string."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import ValidationError, fields, pre_load, validates_schema
+
+from api.fields import (
+    Array, BodySchema, Bool, Int, JsonValue, Number, Object, QueryBool, QueryInt, QuerySchema, QueryTime, Str,
+)
+from api.rules import Between, OneOf, Printable, Size
+from ledger.state import STATES, STEP_STATUSES
+
+ROLES = ("admin", "operator", "worker", "viewer")
+SORTS = ("created_at", "updated_at", "name", "state")
+MAX_EPOCH = 2**53
+MAX_HEARTBEAT_TIMEOUT = 7 * 24 * 3600.0
+MAX_TEXT = 1024 * 1024
+
+
+def _name(high: int, required: bool = False) -> Str:
+    return Str(required=required, validate=[Size(1, high), Printable()])
+
+
+def _labels() -> Object:
+    return Object(keys=Str(validate=[Size(1, 200), Printable()]), values=Str(validate=Size(0, 2000)),
+                  validate=Size(0, 100, "labels"))
+
+
+def _lease_epoch() -> Int:
+    return Int(required=True, validate=Between(0, MAX_EPOCH))
+
+
+def _progress(required: bool = False) -> Number:
+    return Number(required=required, validate=Between(0, 100))
+
+
+class CreateTaskSchema(BodySchema):
+    namespace = _name(200, required=True)
+    name = Str(required=True, validate=Size(1, 1000))
+    type = _name(200)
+    input = JsonValue()
+    submitter = _name(200)
+    labels = _labels()
+    steps = Array(Str(validate=Size(1, 500)), validate=Size(0, 1000, "steps"))
+    max_retries = Int(validate=Between(0, 1000))
+    heartbeat_timeout = Number(validate=Between(0, MAX_HEARTBEAT_TIMEOUT, exclusive_low=True))
+    schedule = Object(allow_none=True)
+    external_id = _name(500)
+
+
+class UpdateTaskSchema(BodySchema):
+    """Every field is optional; the fields given are changed, the others kept."""
+
+    name = Str(validate=Size(1, 1000))
+    input = JsonValue()
+    labels = _labels()
+    max_retries = Int(validate=Between(0, 1000))
+    heartbeat_timeout = Number(validate=Between(0, MAX_HEARTBEAT_TIMEOUT, exclusive_low=True))
+    schedule = Object(allow_none=True)
+
+    @validates_schema
+    def _changes_something(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not data:
+            raise ValidationError(f"must change at least one of {', '.join(self.fields)}", "body")
+
+
+class StartSchema(BodySchema):
+    worker = _name(200, required=True)
+
+
+class HeartbeatSchema(BodySchema):
+    lease_epoch = _lease_epoch()
+    progress = _progress()
+    message = Str(validate=Size(0, 10_000))
+    stats = Object()
+
+
+class ProgressSchema(BodySchema):
+    lease_epoch = _lease_epoch()
+    progress = _progress(required=True)
+    message = Str(validate=Size(0, 10_000))
+
+
+class CompleteSchema(BodySchema):
+    lease_epoch = _lease_epoch()
+    result = JsonValue()
+
+
+class FailSchema(BodySchema):
+    lease_epoch = _lease_epoch()
+    error = Str(required=True, validate=Size(1, 65_536))
+    retry = Bool()
+
+
+class ReasonSchema(BodySchema):
+    reason = Str(validate=Size(0, 2000))
+
+
+class EmptySchema(BodySchema):
+    """No fields: an empty body or `{}`."""
+
+
+class StepUpdateSchema(BodySchema):
+    lease_epoch = _lease_epoch()
+    status = Str(validate=OneOf(STEP_STATUSES))
+    output = Str(validate=Size(0, MAX_TEXT))
+    append = Bool()
+
+
+class OutputPageSchema(BodySchema):
+    lease_epoch = _lease_epoch()
+    data = Str(required=True, validate=Size(0, MAX_TEXT))
+    positions = Int(validate=Between(0, MAX_EPOCH))
+    last = Bool()
+
+
+class ClaimSchema(BodySchema):
+    worker = _name(200, required=True)
+    namespace = _name(200)
+    type = _name(200)
+
+
+class HeartbeatItemSchema(HeartbeatSchema):
+    task_id = fields.UUID(required=True, error_messages={"invalid_uuid": "must be a UUID", "required": "is required",
+                                                         "null": "must not be null"})
+
+
+class HeartbeatBatchSchema(BodySchema):
+    heartbeats = Array(fields.Nested(HeartbeatItemSchema), required=True, validate=Size(1, 500, "heartbeats"))
+
+
+class CreateUserSchema(BodySchema):
+    name = Str(required=True, validate=[Size(1, 100), Printable(":")])
+    password = Str(required=True, validate=Size(8, 1000))
+    role = Str(required=True, validate=OneOf(ROLES))
+
+
+class CreateTokenSchema(BodySchema):
+    user = Str(validate=[Size(1, 100), Printable(":")])
+    label = Str(validate=[Size(0, 200), Printable()])
+
+
+class ListTasksQuery(QuerySchema):
+    state = Array(Str(validate=OneOf(STATES)))
+    namespace = Str()
+    namespace_prefix = Str()
+    facade = Str()
+    type = Str()
+    name_prefix = Str()
+    worker = Str()
+    created_after = QueryTime()
+    created_before = QueryTime()
+    updated_after = QueryTime()
+    updated_before = QueryTime()
+    sort = Str(validate=OneOf(tuple(f"{p}{s}" for s in SORTS for p in ("", "-"))))
+    limit = QueryInt(validate=Between(1, 500))
+    cursor = Str(validate=Size(1, 2000))
+
+    @pre_load
+    def _split_states(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """`state=A,B` and `state=A&state=B` mean the same."""
+        if "state" in data:
+            given = data["state"] if isinstance(data["state"], list) else [data["state"]]
+            data = {**data, "state": [s.strip() for value in given for s in value.split(",")]}
+        return data
+
+
+class AsOf(fields.Field):
+    """A version number (`7`) or an ISO-8601 instant with a UTC offset."""
+
+    default_error_messages = {"invalid": "must be a version number (1 or more) or an ISO-8601 time with a UTC offset"}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, str) and value.isascii() and value.isdigit():
+            if len(value) > 18 or int(value) < 1:
+                raise self.make_error("invalid")
+            return int(value)
+        try:
+            return QueryTime().deserialize(value)
+        except ValidationError:
+            raise self.make_error("invalid") from None
+
+
+class TaskQuery(QuerySchema):
+    as_of = AsOf(metadata={"description": "A version number (7) or an ISO-8601 time with a UTC offset"})
+
+
+class DropQuery(QuerySchema):
+    force = QueryBool()
+
+
+class TaskEventsQuery(QuerySchema):
+    after_version = QueryInt(validate=Between(0, MAX_EPOCH))
+    limit = QueryInt(validate=Between(1, 1000))
+
+
+class FeedQuery(QuerySchema):
+    after = QueryInt(validate=Between(0, 2**63 - 1))
+    limit = QueryInt(validate=Between(1, 1000))
