@@ -14,6 +14,7 @@ import falcon.media
 
 from api import problems
 from api.auth import Authenticator
+from api.metrics import RequestMetrics
 from api.middleware import Gate, RequestIds
 from api.openapi import build_openapi
 from api.routes import ROUTES, Deps
@@ -31,13 +32,16 @@ def new_request_id() -> str:
 
 def create_app(ledger: TaskLedger, view: TaskView, auth: Authenticator, *,
                clock: Callable[[], datetime] = utc_now, request_ids: Callable[[], str] = new_request_id,
-               min_position_wait: float = 5.0, lag_budget_events: int = 1000) -> falcon.App:
+               min_position_wait: float = 5.0, lag_budget_events: int = 1000,
+               multiprocess_metrics: bool = False) -> falcon.App:
     """The native API as a WSGI app."""
-    app = falcon.App(middleware=(RequestIds(request_ids), Gate(ROUTES, auth, view, min_position_wait)))
+    app = falcon.App(middleware=(RequestMetrics(), RequestIds(request_ids),
+                                 Gate(ROUTES, auth, view, min_position_wait)))
     json_handler = falcon.media.JSONHandler(dumps=partial(json.dumps, default=_json_default))
     app.resp_options.media_handlers.update({falcon.MEDIA_JSON: json_handler, problems.PROBLEM_JSON: json_handler})
     problems.register(app)
-    deps = Deps(ledger, view, auth, clock, min_position_wait, lag_budget_events, build_openapi(ROUTES))
+    deps = Deps(ledger, view, auth, clock, min_position_wait, lag_budget_events, build_openapi(ROUTES),
+                multiprocess_metrics)
     for route in ROUTES:
         app.add_route(route.template, route.make(deps))
     return app

@@ -15,6 +15,7 @@ from marshmallow import Schema
 from api import representations as r
 from api import schemas as s
 from api.auth import ADMIN, CONTROL, READ, TOKEN_USERS, WORK, Authenticator
+from api.metrics import MetricsEndpoint
 from api.resources import accounts, actions, history, ops, tasks, workers
 from ledger.application import TaskLedger
 from projections.queries import TaskView
@@ -34,6 +35,7 @@ class Deps:
     min_position_wait: float
     lag_budget_events: int
     openapi: dict[str, Any]
+    multiprocess_metrics: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,9 @@ def _ops_routes(base: str, suffix: str) -> tuple[Route, ...]:
             Operation("GET", f"ready{suffix}", "Is the service ready: database reachable, projections within "
                       "the lag budget", None, response=r.ReadySchema,
                       also=((503, "Not ready; the problem lists the reasons"),), tag="ops"),)),
+        Route(base + "/metrics", lambda d: MetricsEndpoint(d.view, d.multiprocess_metrics), (
+            Operation("GET", f"metrics{suffix}", "Prometheus metrics: requests by route and status, latency, "
+                      "projection lag", None, tag="ops"),)),
     )
 
 

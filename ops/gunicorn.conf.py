@@ -26,3 +26,11 @@ proc_name = "taskledger-api"
 # gunicorn's control socket lives in the user's home by default, shared by every instance of the
 # same user; the service needs none.
 control_socket_disable = True
+
+
+def child_exit(server, worker):  # noqa: ANN001 -- gunicorn hook signature
+    """Lets Prometheus multiprocess mode forget a dead worker's live gauges."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

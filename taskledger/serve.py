@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -71,7 +72,8 @@ def serve(settings: Settings) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stopping.set())
         gunicorn = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF)],
-                                    env={**os.environ, "TASKLEDGER_DATABASE_URL": url})
+                                    env={**os.environ, "TASKLEDGER_DATABASE_URL": url,
+                                         "PROMETHEUS_MULTIPROC_DIR": str(_fresh_metrics_dir(settings))})
         base = f"http://{settings.host}:{settings.port}"
         if _wait_ready(base, gunicorn, stopping):
             print(f"taskledger is serving at {base}/ledger/v1  (user: admin; {credential})", flush=True)
@@ -87,6 +89,15 @@ def serve(settings: Settings) -> int:
         if server is not None:
             server.cleanup()
         log.info("taskledger stopped")
+
+
+def _fresh_metrics_dir(settings: Settings) -> Path:
+    """Per-worker metric files for gunicorn; stale files from a previous run would be summed in."""
+    path = settings.run_dir / "prometheus"
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    return path
 
 
 def _wait_ready(base: str, process: subprocess.Popen[bytes], stopping: threading.Event) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import falcon
 
 from api.app import create_app as create_api
@@ -23,4 +25,5 @@ def create_app() -> falcon.App:
     accounts = PostgresAccounts(url, max_size=2)
     accounts.open()
     return create_api(ledger, view, accounts, min_position_wait=settings.min_position_wait,
-                      lag_budget_events=settings.lag_budget_events)
+                      lag_budget_events=settings.lag_budget_events,
+                      multiprocess_metrics=bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR")))

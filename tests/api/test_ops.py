@@ -143,3 +143,19 @@ def test_unknown_routes_and_methods_answer_problems(client: testing.TestClient, 
     assert_problem(wrong, 405, "method-not-allowed")
     assert wrong.headers["Allow"] == "GET, POST, OPTIONS"
 
+
+
+def test_metrics_count_requests_by_route_template_and_report_projection_lag(
+        api: Api, namespace: str, projections_running: object) -> None:
+    task = api.create(namespace)
+    api.get(f"/tasks/{task['id']}")
+    answer = api.get("/metrics", role=None)
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/plain")
+    text = answer.text
+    assert re.search(r'taskledger_http_requests_total\{method="POST",route="/ledger/v1/tasks",status="201"\} '
+                     r'[1-9]', text)
+    assert 'route="/ledger/v1/tasks/{task_id:uuid}"' in text
+    assert str(task["id"]) not in text, "raw paths would explode the label cardinality"
+    assert re.search(r'taskledger_projection_lag_events\{projection="task_view"\} \d', text)
+    assert "taskledger_event_log_head" in text

@@ -204,6 +204,8 @@ CASES: dict[str, Case] = {
     "readiness: unknown parameter": Case("GET", "/readyz", {"params": {"deep": "1"}}, 400, "deep"),
     "root health: unknown parameter": Case("GET", "/healthz", {"params": {"deep": "1"}}, 400, "deep", base=""),
     "root readiness: unknown parameter": Case("GET", "/readyz", {"params": {"deep": "1"}}, 400, "deep", base=""),
+    "metrics: unknown parameter": Case("GET", "/metrics", {"params": {"name[]": "x"}}, 400, "name[]"),
+    "root metrics: unknown parameter": Case("GET", "/metrics", {"params": {"name[]": "x"}}, 400, "name[]", base=""),
     # accounts
     "users: short password": Case("POST", "/users", {"json": {"name": "u", "password": "short", "role": "viewer"}},
                                   422, "password"),

@@ -119,4 +119,6 @@ def _tour(base: str, auth: tuple[str, str]) -> str:
     assert [e["type"] for e in _items(timeline)][-1] == "Completed"
     as_of = s.get(f"{base}/tasks/{task_id}", params={"as_of": "3"}, timeout=10).json()
     assert as_of["state"] == "RUNNING" and as_of["progress"] == 40
+    metrics = requests.get(f"{base}/metrics", timeout=10).text  # summed over gunicorn workers
+    assert 'taskledger_http_requests_total{method="POST",route="/ledger/v1/claims",status="200"} 2.0' in metrics
     return str(task_id)
