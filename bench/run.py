@@ -77,7 +77,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-protocol-baseline", action="store_true",
                         help="skip the informational pgbench run that uses the event store's write protocol")
     parser.add_argument("--workers", type=int, help="gunicorn workers for both servers (default: the conf's)")
-    parser.add_argument("--threads", type=int, help="gunicorn threads per worker for both servers (default: the conf's)")
+    parser.add_argument("--threads", type=int,
+                        help="gunicorn threads per worker for both servers (default: the conf's)")
     parser.add_argument("--baselines-only", action="store_true",
                         help="measure only pgbench and the trivial app (no taskledger service)")
     parser.add_argument("--keep-database", action="store_true", help=f"do not drop {svc.SCRATCH_DB} at the end")
@@ -196,7 +197,8 @@ class Bench:
         script = ("\\startpipeline\nBEGIN;\nSET LOCAL lock_timeout = '10s';\n"
                   f"LOCK TABLE {svc.RAW_TABLE} IN EXCLUSIVE MODE;\nNOTIFY {svc.RAW_TABLE};\n"
                   f"INSERT INTO {svc.RAW_TABLE} (originator_id, originator_version, topic, state) "
-                  f"VALUES (gen_random_uuid(), 1, 'bench.RawEvent', CAST('{row}' AS bytea)) RETURNING notification_id;\n"
+                  f"VALUES (gen_random_uuid(), 1, 'bench.RawEvent', CAST('{row}' AS bytea)) "
+                  "RETURNING notification_id;\n"
                   "\\endpipeline\nCOMMIT;\n")
 
         def once(seconds: float) -> Measurement:
@@ -255,9 +257,9 @@ class Bench:
         if not self.args.baselines_only:
             client = Client(self.api_base + API, self.auth)
             tag = f"r{index}-{secrets.token_hex(3)}"
-            create_body: list[list[tuple[str, str | None]]] = [[(f"{API}/tasks", json.dumps({"namespace": f"bench-create-{tag}-c{c}",
-                                                         "name": "bench-create"}))] for c in range(n)]
-            client.expect("POST", "/tasks", json.loads(create_body[0][0][1] or "{}"), (200, 201))
+            bodies = [{"namespace": f"bench-create-{tag}-c{c}", "name": "bench-create"} for c in range(n)]
+            create_body: list[list[tuple[str, str | None]]] = [[(f"{API}/tasks", json.dumps(b))] for b in bodies]
+            client.expect("POST", "/tasks", bodies[0], (200, 201))
             progress(f"round {index + 1}: HTTP create")
             self.http(rnd, "create", "http POST /tasks", self.api_base, "POST", create_body, self.service)
             self.catch_up(rnd, "create")
@@ -321,7 +323,8 @@ def summarise(rounds: list[Round], context: dict[str, Any]) -> dict[str, Any]:
         row: dict[str, Any] = {
             "label": first.label, "tool": first.tool, "unit": first.unit, "connections": first.connections,
             "duration_s": first.duration_s,
-            **{f: _median([getattr(m, f) for m in per_round]) for f in ("rate", "p50_ms", "p90_ms", "p99_ms", "mean_ms")},
+            **{f: _median([getattr(m, f) for m in per_round])
+               for f in ("rate", "p50_ms", "p90_ms", "p99_ms", "mean_ms")},
             "completed": sum(m.completed for m in per_round), "errors": sum(m.errors for m in per_round)}
         if all("events_appended" in m.details for m in per_round):
             row["events_appended"] = sum(m.details["events_appended"] for m in per_round)
@@ -342,7 +345,8 @@ def summarise(rounds: list[Round], context: dict[str, Any]) -> dict[str, Any]:
 def print_report(result: dict[str, Any]) -> None:
     m = result["measurements"]
     print(f"taskledger bench  {result['started']}")
-    print(f"machine:   nproc={result['machine']['nproc']}  {result['machine']['cpu']}  ({result['machine']['system']}); "
+    machine = result["machine"]
+    print(f"machine:   nproc={machine['nproc']}  {machine['cpu']}  ({machine['system']}); "
           "load generators run on the same cores")
     db = result["database"]
     print(f"database:  PostgreSQL {db['server_version']} ({db['source']}, {db['where']}); fsync={db['fsync']}, "
@@ -387,7 +391,8 @@ def print_report(result: dict[str, Any]) -> None:
         print(f"note: {note}")
     for key, roles in (result.get("profiles") or {}).items():
         for role, kinds in roles.items():
-            print(f"\npy-spy {m[key]['label']} [{role}] (% of samples; psycopg Connection.wait = waiting on PostgreSQL)")
+            print(f"\npy-spy {m[key]['label']} [{role}] "
+                  "(% of samples; psycopg Connection.wait = waiting on PostgreSQL)")
             for kind, frames in kinds.items():
                 for frame, share in frames.items():
                     print(f"  {kind:<9} {share:5.1f}%  {frame}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
@@ -12,7 +13,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 
 from ledger import commands as c
-from ledger.domain import Meta, Task, check_new_task
+from ledger.domain import IdSequence, Meta, Task, check_new_task
 from ledger.errors import (
     ConcurrentWriteError,
     DuplicateTaskError,
@@ -24,7 +25,7 @@ from ledger.errors import (
     VersionMismatchError,
 )
 from ledger.history import describe_event
-from ledger.state import TaskState, dump_json
+from ledger.state import TaskState, dump_json, ecosystem
 
 TASK_IDS = uuid5(NAMESPACE_URL, "urn:taskledger:task")
 WRITE_ATTEMPTS = 3
@@ -34,9 +35,17 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def external_task_id(facade: str, namespace: str, external_id: str) -> UUID:
+# Namespaces of these ecosystems number their tasks 1, 2, 3… per namespace (HugeGraph task ids).
+SEQUENTIAL_ECOSYSTEMS = ("hugegraph",)
+
+
+def external_task_id(namespace: str, external_id: str) -> UUID:
     """Deterministic id of a task known by an external id, so the event store enforces uniqueness."""
-    return uuid5(TASK_IDS, f"external\n{facade}\n{namespace}\n{external_id}")
+    return uuid5(TASK_IDS, f"external\n{namespace}\n{external_id}")
+
+
+def sequence_id(scope: str) -> UUID:
+    return uuid5(TASK_IDS, f"sequence\n{scope}")
 
 
 def idempotent_task_id(actor: str, key: str) -> UUID:
@@ -57,7 +66,8 @@ class TaskLedger(Application[UUID]):
     def create_task(self, cmd: c.CreateTask, caller: c.Caller) -> c.Written:
         check_new_task(cmd.max_retries, cmd.heartbeat_timeout, input=cmd.input, labels=cmd.labels,
                        schedule=cmd.schedule)
-        task_id, fingerprint = self._identity(cmd, caller)
+        fingerprint = _fingerprint(cmd, caller)
+        task_id, cmd = self._identity(cmd, caller)
         task = Task.create(self._meta(caller), task_id, **self._created_fields(cmd, caller, fingerprint))
         try:
             return self._save(task)
@@ -153,6 +163,22 @@ class TaskLedger(Application[UUID]):
                                                             inclusive_of_start=False)
         return [describe_event(self.mapper.to_domain_event(n), n.id) for n in notifications]
 
+    def allocate_number(self, scope: str) -> int:
+        """The next number of a scope; numbers are never reused (a failed create leaves a gap)."""
+        for _ in range(WRITE_ATTEMPTS * 10):
+            try:
+                sequence: IdSequence = self.repository.get(sequence_id(scope))  # type: ignore[assignment]
+            except AggregateNotFoundError:
+                sequence = IdSequence._create(IdSequence.Created, id=sequence_id(scope), scope=scope,
+                                              timestamp=self.clock())
+            number = sequence.allocate(self.clock())
+            try:
+                self.save(sequence)
+                return number
+            except IntegrityError:
+                continue
+        raise ConcurrentWriteError(sequence_id(scope))
+
     def head_position(self) -> int:
         return self.recorder.max_notification_id() or 0
 
@@ -193,16 +219,19 @@ class TaskLedger(Application[UUID]):
                 continue
         raise ConcurrentWriteError(task_id)
 
-    def _identity(self, cmd: c.CreateTask, caller: c.Caller) -> tuple[UUID, str | None]:
-        fingerprint = None
-        if cmd.idempotency_key is not None:
-            digest = hashlib.sha256(dump_json(_command_fields(cmd)).encode()).hexdigest()
-            fingerprint = f"{caller.actor}\n{cmd.idempotency_key}\n{digest}"
+    def _identity(self, cmd: c.CreateTask, caller: c.Caller) -> tuple[UUID, c.CreateTask]:
+        """The task id (deterministic where a duplicate must be caught) and the command, numbered if due."""
         if cmd.external_id is not None:
-            return external_task_id(caller.facade, cmd.namespace, cmd.external_id), fingerprint
+            return external_task_id(cmd.namespace, cmd.external_id), cmd
+        if ecosystem(cmd.namespace, caller.facade) in SEQUENTIAL_ECOSYSTEMS:
+            number = str(self.allocate_number(cmd.namespace))
+            numbered = dataclasses.replace(cmd, external_id=number)
+            if cmd.idempotency_key is None:
+                return external_task_id(cmd.namespace, number), numbered
+            return idempotent_task_id(caller.actor, cmd.idempotency_key), numbered
         if cmd.idempotency_key is not None:
-            return idempotent_task_id(caller.actor, cmd.idempotency_key), fingerprint
-        return uuid4(), None
+            return idempotent_task_id(caller.actor, cmd.idempotency_key), cmd
+        return uuid4(), cmd
 
     def _created_fields(self, cmd: c.CreateTask, caller: c.Caller, fingerprint: str | None) -> dict[str, Any]:
         return {
@@ -222,6 +251,14 @@ class TaskLedger(Application[UUID]):
         if cmd.external_id is not None:
             raise DuplicateTaskError(task_id, cmd.external_id)
         raise IdempotencyKeyReusedError(cmd.idempotency_key or "")
+
+
+def _fingerprint(cmd: c.CreateTask, caller: c.Caller) -> str | None:
+    """Who sent which request body under an Idempotency-Key, as stored in the Created event."""
+    if cmd.idempotency_key is None:
+        return None
+    digest = hashlib.sha256(dump_json(_command_fields(cmd)).encode()).hexdigest()
+    return f"{caller.actor}\n{cmd.idempotency_key}\n{digest}"
 
 
 def _command_fields(cmd: c.CreateTask) -> dict[str, Any]:

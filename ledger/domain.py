@@ -17,7 +17,7 @@ from ledger.errors import (
     LeaseMismatchError,
     TaskDroppedError,
 )
-from ledger.state import TaskState, check_json, dump_json, load_json
+from ledger.state import TaskState, check_json, dump_json, ecosystem, load_json
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ class Task(Aggregate):
                 id=str(self.originator_id),
                 namespace=self.namespace,
                 facade=self.facade,
-                external_ids={self.facade: self.external_id} if self.external_id else {},
+                external_ids={ecosystem(self.namespace, self.facade): self.external_id} if self.external_id else {},
                 name=self.name,
                 type=self.type,
                 input=load_json(self.input_json),
@@ -427,6 +427,32 @@ def check_new_task(max_retries: int, heartbeat_timeout: float, **json_fields: An
     _check_limits(max_retries, heartbeat_timeout)
     for field, value in json_fields.items():
         check_json(field, value)
+
+
+class IdSequence(Aggregate):
+    """Hands out sequential numbers within one scope (HugeGraph task ids are numbers per graph)."""
+
+    class Created(Aggregate.Created):
+        scope: str
+
+    class Allocated(Aggregate.Event):
+        value: int
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.last = self.value
+
+    def __init__(self, scope: str) -> None:
+        self.scope = scope
+        self.last = 0
+
+    def allocate(self, at: datetime) -> int:
+        self.trigger_event(self.Allocated, timestamp=at, value=self.last + 1)
+        return self.last
+
+
+def is_task_event(event: Any) -> bool:
+    """Task events, as opposed to the ledger's own bookkeeping (id sequences) in the same log."""
+    return isinstance(event, (Task.Event, Task.Created))
 
 
 def next_state(state: TaskState | None, event: Any) -> TaskState:

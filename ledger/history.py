@@ -35,12 +35,12 @@ def describe_event(event: Any, position: int | None = None) -> dict[str, Any]:
         "version": event.originator_version,
         "type": event_type(event),
         "time": event.timestamp.isoformat(),
-        "actor": event.actor,
-        "request_id": event.request_id,
-        "facade": event.facade,
+        "actor": getattr(event, "actor", "ledger"),
+        "request_id": getattr(event, "request_id", None),
+        "facade": getattr(event, "facade", "ledger"),
         "data": event_data(event),
         "hash": event_hash(event),
-        "prev_hash": event.prev_hash,
+        "prev_hash": getattr(event, "prev_hash", None),
     }
     if position is not None:
         described["position"] = position

@@ -38,6 +38,12 @@ def dump_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def ecosystem(namespace: str, facade: str) -> str:
+    """Which API family a namespace belongs to: its prefix (`hugegraph:DEFAULT/g`), else the facade."""
+    prefix, colon, _ = namespace.partition(":")
+    return prefix if colon else facade
+
+
 MAX_JSON_DEPTH = 32
 
 

@@ -58,6 +58,10 @@ class TaskView(Protocol):
 
     def get(self, task_id: UUID) -> dict[str, Any] | None: ...
 
+    def find_external(self, namespace: str, external_id: str) -> dict[str, Any] | None: ...
+
+    def output_pages(self, task_id: UUID, buffer: str, from_sequence: int, max_bytes: int) -> Rows: ...
+
     def list(self, flt: TaskFilter, sort: str = "created_at", descending: bool = False,
              cursor: str | None = None, limit: int = 50, offset: int = 0) -> TaskPage: ...
 
@@ -95,6 +99,26 @@ class PostgresTaskQueries:
     def get(self, task_id: UUID) -> dict[str, Any] | None:
         rows = self._all("SELECT doc FROM tasks WHERE id = %s", (task_id,))
         return rows[0]["doc"] if rows else None
+
+    def find_external(self, namespace: str, external_id: str) -> dict[str, Any] | None:
+        """A task by the id its own ecosystem knows it by (openLooKeng task id, HugeGraph number)."""
+        rows = self._all("SELECT doc FROM tasks WHERE namespace = %s AND external_id = %s",
+                         (namespace, external_id))
+        return rows[0]["doc"] if rows else None
+
+    def output_pages(self, task_id: UUID, buffer: str, from_sequence: int, max_bytes: int) -> Rows:
+        """Pages of an output buffer from a sequence on, at least one and then up to max_bytes of data."""
+        rows = self._all("SELECT sequence, data, positions, last FROM task_output_pages "
+                         "WHERE task_id = %s AND buffer = %s AND sequence >= %s ORDER BY sequence LIMIT 1000",
+                         (task_id, buffer, from_sequence))
+        taken: Rows = []
+        size = 0
+        for row in rows:
+            if taken and size + len(row["data"]) > max_bytes:
+                break
+            taken.append(row)
+            size += len(row["data"])
+        return taken
 
     def list(self, flt: TaskFilter, sort: str = "created_at", descending: bool = False,
              cursor: str | None = None, limit: int = 50, offset: int = 0) -> TaskPage:

@@ -18,7 +18,21 @@ TASKS_DDL = [
         version integer NOT NULL,
         dropped boolean NOT NULL DEFAULT false,
         position bigint NOT NULL,
+        external_id text,
         doc jsonb NOT NULL
+    )
+    """,
+    "CREATE UNIQUE INDEX IF NOT EXISTS tasks_external ON tasks (namespace, external_id) WHERE external_id IS NOT NULL",
+    """
+    CREATE TABLE IF NOT EXISTS task_output_pages (
+        task_id uuid NOT NULL,
+        buffer text NOT NULL,
+        sequence integer NOT NULL,
+        data text NOT NULL,
+        positions bigint NOT NULL,
+        last boolean NOT NULL,
+        position bigint NOT NULL,
+        PRIMARY KEY (task_id, buffer, sequence)
     )
     """,
     "CREATE INDEX IF NOT EXISTS tasks_state_created ON tasks (state, created_at, id) WHERE NOT dropped",

@@ -10,20 +10,27 @@ from eventsourcing.projection import Projection
 from psycopg.sql import SQL
 from psycopg.types.json import Jsonb
 
-from ledger.domain import next_state
+from ledger.domain import Task, is_task_event, next_state
 from ledger.state import TaskState
 from projections.schema import TASKS_DDL
 
 UPSERT = """
 INSERT INTO tasks (id, namespace, facade, name, type, state, submitter, worker,
-                   created_at, updated_at, version, dropped, position, doc)
+                   created_at, updated_at, version, dropped, position, external_id, doc)
 VALUES (%(id)s, %(namespace)s, %(facade)s, %(name)s, %(type)s, %(state)s, %(submitter)s,
-        %(worker)s, %(created_at)s, %(updated_at)s, %(version)s, %(dropped)s, %(position)s, %(doc)s)
+        %(worker)s, %(created_at)s, %(updated_at)s, %(version)s, %(dropped)s, %(position)s,
+        %(external_id)s, %(doc)s)
 ON CONFLICT (id) DO UPDATE SET
     namespace = EXCLUDED.namespace, facade = EXCLUDED.facade, name = EXCLUDED.name,
     type = EXCLUDED.type, state = EXCLUDED.state, submitter = EXCLUDED.submitter,
     worker = EXCLUDED.worker, updated_at = EXCLUDED.updated_at, version = EXCLUDED.version,
-    dropped = EXCLUDED.dropped, position = EXCLUDED.position, doc = EXCLUDED.doc
+    dropped = EXCLUDED.dropped, position = EXCLUDED.position, external_id = EXCLUDED.external_id,
+    doc = EXCLUDED.doc
+"""
+
+PAGE = """
+INSERT INTO task_output_pages (task_id, buffer, sequence, data, positions, last, position)
+VALUES (%s, %s, %s, %s, %s, %s, %s)
 """
 
 
@@ -36,11 +43,17 @@ class PostgresTaskView(PostgresTrackingRecorder):
 
     def apply(self, event: Any, tracking: Tracking) -> None:
         with self.datastore.transaction(commit=True) as curs:
+            if not is_task_event(event):
+                self._insert_tracking(curs, tracking)
+                return
             curs.execute("SELECT doc FROM tasks WHERE id = %s", (event.originator_id,))
             row = curs.fetchone()
             before = None if row is None else TaskState.from_dict(row["doc"])
             state = next_state(before, event)
             curs.execute(UPSERT, _row(state, tracking.notification_id))
+            if isinstance(event, Task.OutputAppended):
+                curs.execute(PAGE, (event.originator_id, event.buffer, event.sequence, event.data,
+                                    event.positions, event.last, tracking.notification_id))
             self._insert_tracking(curs, tracking)
 
 
@@ -50,6 +63,7 @@ def _row(state: TaskState, position: int) -> dict[str, Any]:
         "type": state.type, "state": state.state, "submitter": state.submitter,
         "worker": state.worker, "created_at": state.created_at, "updated_at": state.updated_at,
         "version": state.version, "dropped": state.dropped, "position": position,
+        "external_id": next(iter(state.external_ids.values()), None),
         "doc": Jsonb(state.to_dict()),
     }
 

@@ -37,6 +37,12 @@ class BrokenView:
     def get(self, task_id: UUID) -> dict[str, Any] | None:
         return None
 
+    def find_external(self, namespace: str, external_id: str) -> dict[str, Any] | None:
+        return None
+
+    def output_pages(self, task_id: UUID, buffer: str, from_sequence: int, max_bytes: int) -> builtins.list[Any]:
+        return []
+
     def list(self, flt: TaskFilter, sort: str = "created_at", descending: bool = False,
              cursor: str | None = None, limit: int = 50, offset: int = 0) -> TaskPage:
         return TaskPage([], 0, None)

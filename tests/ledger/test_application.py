@@ -112,13 +112,13 @@ def test_a_create_without_idempotency_key_makes_a_new_task_every_time() -> None:
     assert len(ids) == 3
 
 
-def test_a_task_with_an_external_id_gets_the_deterministic_id_of_its_facade_namespace_and_id() -> None:
+def test_a_task_with_an_external_id_gets_the_deterministic_id_of_its_namespace_and_id() -> None:
     app = new_ledger()
     kylin = c.Caller("alice", "req-1", "kylin")
 
     written = app.create_task(c.CreateTask("learn_kylin", "cube", external_id="job-42"), kylin)
 
-    assert written.task_id == external_task_id("kylin", "learn_kylin", "job-42")
+    assert written.task_id == external_task_id("learn_kylin", "job-42")
     state = state_of(app, written.task_id)
     assert (state.facade, state.external_ids) == ("kylin", {"kylin": "job-42"})
 
@@ -137,17 +137,41 @@ def test_creating_a_second_task_with_the_same_external_id_is_refused() -> None:
     assert app.head_position() == 1
 
 
-def test_the_same_external_id_in_another_namespace_or_facade_is_another_task() -> None:
+def test_the_same_external_id_in_another_namespace_is_another_task_whatever_the_facade() -> None:
     app = new_ledger()
-    body = c.CreateTask("ns-a", "n", external_id="7")
 
-    ids = {
-        app.create_task(body, c.Caller("a", "r", "hugegraph")).task_id,
-        app.create_task(c.CreateTask("ns-b", "n", external_id="7"), c.Caller("a", "r", "hugegraph")).task_id,
-        app.create_task(body, c.Caller("a", "r", "kylin")).task_id,
-    }
+    a = app.create_task(c.CreateTask("kylin:a", "n", external_id="7"), c.Caller("a", "r", "kylin")).task_id
+    b = app.create_task(c.CreateTask("kylin:b", "n", external_id="7"), c.Caller("a", "r", "kylin")).task_id
+    with pytest.raises(DuplicateTaskError):
+        app.create_task(c.CreateTask("kylin:a", "n", external_id="7"), c.Caller("a", "r", "native"))
 
-    assert len(ids) == 3
+    assert a != b
+    assert state_of(app, a).external_ids == {"kylin": "7"}
+
+
+def test_tasks_of_a_hugegraph_namespace_are_numbered_one_two_three_per_namespace() -> None:
+    app = new_ledger()
+    native, hugegraph = c.Caller("a", "r", "native"), c.Caller("a", "r", "hugegraph")
+
+    first = app.create_task(c.CreateTask("hugegraph:DEFAULT/g1", "gremlin"), hugegraph)
+    second = app.create_task(c.CreateTask("hugegraph:DEFAULT/g1", "made natively"), native)
+    other_graph = app.create_task(c.CreateTask("hugegraph:DEFAULT/g2", "gremlin"), hugegraph)
+
+    assert [state_of(app, w.task_id).external_ids for w in (first, second, other_graph)] == [
+        {"hugegraph": "1"}, {"hugegraph": "2"}, {"hugegraph": "1"}]
+    assert first.task_id == external_task_id("hugegraph:DEFAULT/g1", "1")
+
+
+def test_an_idempotent_retry_in_a_numbered_namespace_replays_the_first_task_and_number() -> None:
+    app = new_ledger()
+    caller = c.Caller("a", "r", "hugegraph")
+    body = c.CreateTask("hugegraph:DEFAULT/g1", "gremlin", idempotency_key="k1")
+
+    first = app.create_task(body, caller)
+    again = app.create_task(body, caller)
+
+    assert (again.task_id, again.replayed) == (first.task_id, True)
+    assert state_of(app, first.task_id).external_ids == {"hugegraph": "1"}
 
 
 def test_an_idempotent_retry_of_an_external_id_create_is_replayed_not_refused() -> None:

@@ -41,6 +41,7 @@ def _live(app: TaskLedger, task_id: UUID, rnd: random.Random) -> None:
         for _ in range(rnd.randint(0, 3)):
             app.record_heartbeat(c.RecordHeartbeat(task_id, epoch, rnd.uniform(0, 100), "working", {"rows": 1}), WHO)
         app.update_step(c.UpdateStep(task_id, epoch, 0, "SUCCEEDED", "done\n"), WHO)
+        app.append_output(c.AppendOutput(task_id, epoch, "0", f"page of {epoch}", positions=2), WHO)
         choice = rnd.choice(["complete", "fail", "pause", "cancel"])
         if choice == "complete":
             app.complete_task(c.CompleteTask(task_id, epoch, {"rows": 3}), WHO)
@@ -105,4 +106,6 @@ def read_tables(url: str) -> dict[str, list[dict[str, Any]]]:
         return {
             "tasks": conn.execute("SELECT * FROM tasks ORDER BY id").fetchall(),
             "task_runs": conn.execute("SELECT * FROM task_runs ORDER BY task_id, attempt").fetchall(),
+            "task_output_pages": conn.execute(
+                "SELECT * FROM task_output_pages ORDER BY task_id, buffer, sequence").fetchall(),
         }

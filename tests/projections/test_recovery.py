@@ -9,9 +9,18 @@ import sys
 import time
 from collections.abc import Callable
 
+import psycopg
+
 from ledger.application import TaskLedger
 from taskledger.config import eventsourcing_env
 from tests.projections.helpers import drive, positions, read_tables, replay_into_fresh, wait_caught_up
+
+
+def _leader_locks(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database "
+                           "WHERE l.locktype = 'advisory' AND l.granted AND d.datname = current_database()").fetchone()
+        return int(row[0]) if row else 0
 
 
 def _start_projector(url: str) -> subprocess.Popen[bytes]:
@@ -50,6 +59,9 @@ def test_killed_projection_process_resumes_and_matches_a_fresh_replay(new_databa
 def test_projector_stops_cleanly_on_sigterm(new_database: Callable[[], str]) -> None:
     url = new_database()
     projector = _start_projector(url)
-    time.sleep(1.0)
+    deadline = time.monotonic() + 30
+    while _leader_locks(url) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _leader_locks(url) == 2, "the projector never took the lead of both projections"
     projector.send_signal(signal.SIGTERM)
     assert projector.wait(timeout=30) == 0

@@ -1,0 +1,39 @@
+"""The read side's lookups that facades rely on: by external id, and output pages by sequence."""
+
+from __future__ import annotations
+
+from ledger import commands as c
+from ledger.application import TaskLedger
+from projections.queries import PostgresTaskQueries
+
+WHO = c.Caller("tester", "req", "hugegraph")
+
+
+def test_a_task_is_found_by_the_number_its_ecosystem_knows_it_by(
+        ledger_app: TaskLedger, queries: PostgresTaskQueries, projections_running: object, namespace: str) -> None:
+    graph = f"hugegraph:DEFAULT/{namespace}"
+    first = ledger_app.create_task(c.CreateTask(graph, "g.V().count()", type="gremlin"), WHO)
+    second = ledger_app.create_task(c.CreateTask(graph, "g.E().count()", type="gremlin"), WHO)
+    assert queries.wait_for(second.position, 10)
+
+    found = queries.find_external(graph, "2")
+
+    assert found is not None and found["id"] == str(second.task_id)
+    assert queries.find_external(graph, "1")["id"] == str(first.task_id)  # type: ignore[index]
+    assert queries.find_external(graph, "3") is None
+    assert queries.find_external(f"hugegraph:DEFAULT/other-{namespace}", "1") is None
+
+
+def test_output_pages_come_in_sequence_from_a_token_within_a_byte_budget(
+        ledger_app: TaskLedger, queries: PostgresTaskQueries, projections_running: object, namespace: str) -> None:
+    task = ledger_app.create_task(c.CreateTask(namespace, "query"), WHO).task_id
+    epoch = ledger_app.start_task(c.StartTask(task, "node-1"), WHO).lease_epoch or 0
+    for i, data in enumerate(["aaaa", "bbbb", "cccc"]):
+        last = ledger_app.append_output(c.AppendOutput(task, epoch, "0", data, positions=i, last=i == 2), WHO)
+    assert queries.wait_for(last.position, 10)
+
+    assert [p["data"] for p in queries.output_pages(task, "0", 0, max_bytes=8)] == ["aaaa", "bbbb"]
+    assert [p["sequence"] for p in queries.output_pages(task, "0", 1, max_bytes=1)] == [1]
+    assert [p["last"] for p in queries.output_pages(task, "0", 2, max_bytes=100)] == [True]
+    assert queries.output_pages(task, "0", 3, max_bytes=100) == []
+    assert queries.output_pages(task, "1", 0, max_bytes=100) == []
