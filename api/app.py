@@ -12,7 +12,7 @@ from uuid import UUID, uuid4
 import falcon
 import falcon.media
 
-from api import problems
+from api import facades, problems
 from api.auth import Authenticator
 from api.metrics import RequestMetrics
 from api.middleware import Gate, RequestIds
@@ -44,6 +44,7 @@ def create_app(ledger: TaskLedger, view: TaskView, auth: Authenticator, *,
                 multiprocess_metrics)
     for route in ROUTES:
         app.add_route(route.template, route.make(deps))
+    facades.mount(app, facades.FacadeDeps(ledger, view, auth, clock, min_position_wait))
     return app
 
 
