@@ -243,7 +243,9 @@ class Bench:
     def catch_up(self, rnd: Round, key: str) -> None:
         caught, seconds, behind = self.db.wait_for_projections()
         rnd.catch_up[key] = {"events_behind": behind, "seconds": round(seconds, 2), "caught_up": caught}
-        if behind:
+        if not caught:
+            progress(f"  WARNING: projections still behind {seconds:.0f} s after {key}; going on")
+        elif behind:
             progress(f"  projections were {behind} events behind after {key}; caught up in {seconds:.1f} s")
 
     def run_round(self, index: int) -> Round:

@@ -111,7 +111,7 @@ class ScratchDatabase:
             row = conn.execute("SELECT coalesce(max(notification_id), 0) FROM taskledger_events").fetchone()
         return int(row[0]) if row else 0
 
-    def wait_for_projections(self, timeout: float = 180.0) -> tuple[bool, float, int]:
+    def wait_for_projections(self, timeout: float = 60.0) -> tuple[bool, float, int]:
         """Waits until every projection reached the head: (caught up, seconds waited, events behind at start)."""
         start = time.monotonic()
         head, position = self.projection_lag()

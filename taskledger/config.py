@@ -68,6 +68,7 @@ def eventsourcing_env(database_url: str, *, create_table: bool = False, pool_siz
         "POSTGRES_MAX_OVERFLOW": str(pool_size),
         "POSTGRES_CONNECT_TIMEOUT": "10",
         "POSTGRES_LOCK_TIMEOUT": "10",
-        "POSTGRES_PRE_PING": "y",
+        # No pre-ping: the recorder already retries operational errors, and a ping is a round trip per checkout.
+        "POSTGRES_PRE_PING": "n",
         "CREATE_TABLE": "yes" if create_table else "no",
     }
