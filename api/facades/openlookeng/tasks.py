@@ -1,0 +1,111 @@
+"""`/v1/task`, `/v1/task/{taskId}` and `/v1/task/{taskId}/status`: TaskInfo, updates, long polls, ends."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import falcon
+
+from api.facades.common import FacadeDeps, caller, guarded
+from api.facades.openlookeng import wire
+from api.facades.openlookeng.store import OpenLooKengTasks
+from api.facades.openlookeng.taskinfo import DONE_STATES, FACADE, task_info, task_status
+from api.facades.openlookeng.wire import authorize, error_reply, other_methods_refused, refuse
+
+# Done states the ledger can reach on request; the snapshot states of 1.10 have no ledger counterpart.
+TARGETS = ("CANCELED", "ABORTED", "FINISHED", "FAILED")
+# Finishing or failing a task is a worker's act in the ledger (its lease); cancelling and aborting are not.
+LEASE_TARGETS = {"FINISHED": frozenset({"admin", "worker"}), "FAILED": frozenset({"admin", "worker"})}
+
+
+@other_methods_refused
+@guarded(error_reply)
+class TaskList:
+    """`GET /v1/task`: the TaskInfo of every current openLooKeng task (`?summarize` is accepted)."""
+
+    def __init__(self, deps: FacadeDeps, tasks: OpenLooKengTasks) -> None:
+        self.deps, self.tasks = deps, tasks
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        authorize(self.deps, req)
+        now = self.deps.clock()
+        resp.media = [task_info(doc, wire.base_url(req), now) for doc in self.tasks.all()]
+
+
+@other_methods_refused
+@guarded(error_reply)
+class TaskItem:
+    """`/v1/task/{taskId}`: read (with long poll), create or update, and end one task."""
+
+    def __init__(self, deps: FacadeDeps, tasks: OpenLooKengTasks) -> None:
+        self.deps, self.tasks = deps, tasks
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, task_id: str) -> None:
+        authorize(self.deps, req)
+        doc = _read(self.tasks, req, wire.check_task_id(task_id))
+        resp.media = task_info(doc, wire.base_url(req), self.deps.clock())
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, task_id: str) -> None:
+        who = authorize(self.deps, req, write=True)
+        tid = wire.check_task_id(task_id)
+        doc = self.tasks.upsert(tid, wire.read_update(req), caller(req, who, FACADE))
+        resp.media = task_info(doc, wire.base_url(req), self.deps.clock())
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, task_id: str) -> None:
+        who = authorize(self.deps, req, write=True)
+        tid = wire.check_task_id(task_id)
+        target = _target_state(req)
+        if target in LEASE_TARGETS and who.role not in LEASE_TARGETS[target]:
+            raise refuse(403, f"Role {who.role!r} may not move a task to {target}; allowed roles: admin, worker.")
+        doc = self.tasks.end(tid, target, caller(req, who, FACADE))
+        resp.media = task_info(doc, wire.base_url(req), self.deps.clock())
+
+
+@other_methods_refused
+@guarded(error_reply)
+class TaskStatusItem:
+    """`GET /v1/task/{taskId}/status`: the short TaskStatus, with the same long poll."""
+
+    def __init__(self, deps: FacadeDeps, tasks: OpenLooKengTasks) -> None:
+        self.deps, self.tasks = deps, tasks
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, task_id: str) -> None:
+        authorize(self.deps, req)
+        doc = _read(self.tasks, req, wire.check_task_id(task_id))
+        resp.media = task_status(doc, wire.base_url(req))
+
+
+def _read(tasks: OpenLooKengTasks, req: falcon.Request, tid: str) -> dict[str, Any]:
+    """The task now, or — given X-Presto-Current-State and X-Presto-Max-Wait — once its state changed."""
+    poll = wire.long_poll(req)
+    if poll is None:
+        return tasks.require(tid)
+    return tasks.wait_change(tid, *poll)
+
+
+def _target_state(req: falcon.Request) -> str:
+    """`?targetState=` (1.2+, default ABORTED) or the older `?abort=true|false`; only done states."""
+    target, abort = wire.single_param(req, "targetState"), wire.single_param(req, "abort")
+    if target is not None and abort is not None:
+        raise refuse(400, "Give targetState or abort, not both.")
+    if abort is not None:
+        if abort.lower() not in ("true", "false"):
+            raise refuse(400, "abort must be true or false.")
+        return "ABORTED" if abort.lower() == "true" else "CANCELED"
+    target = "ABORTED" if target is None else target
+    if target not in TARGETS:
+        kind = "a done state taskledger supports" if target in DONE_STATES else "a done state"
+        raise refuse(400, f"targetState must be {kind}: one of {', '.join(TARGETS)}.")
+    return target
+
+
+class UnknownPath:
+    """Anything else under `/v1/task/{taskId}/`: this API's plain 404 rather than problem+json."""
+
+    def __init__(self, deps: FacadeDeps, tasks: OpenLooKengTasks) -> None:
+        self.deps = deps
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, task_id: str, rest: str) -> None:
+        raise refuse(404, f"No resource at {req.path}.")
+
+    on_post = on_put = on_patch = on_delete = on_get
