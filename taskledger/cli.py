@@ -18,6 +18,7 @@ EPILOG = """examples:
   taskledger project                     # projection runners only (production role)
   taskledger users add alice --role operator
   taskledger users token alice --label ci
+  taskledger audit 6f1c…                 # a task's timeline; replay, verify, export, import likewise
 """
 
 
@@ -42,6 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                  "taskledger users token bob --label deploy-bot")
     token.add_argument("name")
     token.add_argument("--label")
+    from taskledger.tools.commands import register as register_tools
+
+    register_tools(commands)
     args = parser.parse_args(argv)
     settings = load_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

