@@ -24,6 +24,11 @@ class BufferSchema(Schema):
     closed = fields.Boolean()
 
 
+class RunRefSchema(Schema):
+    run = fields.Integer()
+    time = fields.String()
+
+
 class TaskSchema(Schema):
     """A task as the native API shows it; timestamps are ISO-8601 strings in UTC."""
 
@@ -55,8 +60,15 @@ class TaskSchema(Schema):
     updated_at = fields.String(allow_none=True)
     started_at = fields.String(allow_none=True)
     ended_at = fields.String(allow_none=True)
-    schedule = fields.Dict(allow_none=True)
-    run_count = fields.Integer()
+    schedule = fields.Dict(allow_none=True, metadata={
+        "description": "cron, timezone, catch_up and overlap of a recurring task; null for a one-shot task"})
+    run_count = fields.Integer(metadata={"description": "Runs of the schedule that ended (succeeded or failed)."})
+    last_run_time = fields.String(allow_none=True, metadata={"description": "Occurrence time of the last ended run."})
+    schedule_cursor = fields.String(allow_none=True, metadata={
+        "description": "Occurrences up to this instant are settled (recorded, or passed while paused)."})
+    occurrence_count = fields.Integer(metadata={"description": "Occurrences recorded: run, skipped or missed."})
+    pending_runs = fields.List(fields.Nested(RunRefSchema), metadata={"description": "Runs waiting for a worker."})
+    current_run = fields.Nested(RunRefSchema, allow_none=True, metadata={"description": "The run the lease works on."})
     dropped = fields.Boolean()
     chain_hash = fields.String(metadata={"description": "Hash of the task's latest event (hash chain head)."})
 
@@ -129,8 +141,25 @@ class RunSchema(Schema):
     duration_ms = fields.Integer(allow_none=True)
 
 
+class OccurrenceSchema(Schema):
+    """One occurrence of a recurring task's schedule and how it ended."""
+
+    run = fields.Integer(metadata={"description": "1-based number of the occurrence"})
+    time = fields.AwareDateTime(metadata={"description": "The instant the schedule named"})
+    status = fields.String(metadata={"description": "pending, running, succeeded, failed, skipped or missed"})
+    reason = fields.String(allow_none=True, metadata={
+        "description": "overlap, queue-full, catch-up, lease-expired, cancelled, aborted or dropped"})
+    message = fields.String(allow_none=True)
+    took_ms = fields.Integer(allow_none=True)
+    started_at = fields.AwareDateTime(allow_none=True)
+    ended_at = fields.AwareDateTime(allow_none=True)
+
+
 class RunsSchema(Schema):
-    runs = fields.List(fields.Nested(RunSchema))
+    runs = fields.List(fields.Nested(RunSchema), metadata={"description": "One row per lease (attempt)."})
+    occurrences = fields.List(fields.Nested(OccurrenceSchema), metadata={
+        "description": "A page of the schedule's occurrences (recurring tasks; newest first by default)."})
+    occurrences_total = fields.Integer()
 
 
 class ProjectionStatusSchema(Schema):
@@ -186,6 +215,7 @@ TASK = TaskSchema()
 RECEIPT = WriteReceiptSchema()
 EVENT = EventSchema()
 RUN = RunSchema()
+OCCURRENCE = OccurrenceSchema()
 
 
 def task_doc(doc: dict[str, Any]) -> dict[str, Any]:
@@ -209,6 +239,11 @@ def events(described: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def runs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     result: list[dict[str, Any]] = RUN.dump(rows, many=True)
+    return result
+
+
+def occurrences(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    result: list[dict[str, Any]] = OCCURRENCE.dump(rows, many=True)
     return result
 
 

@@ -119,8 +119,8 @@ ROUTES: tuple[Route, ...] = (
         Operation("GET", "listTaskEvents", "Read a task's audit timeline", query=s.TaskEventsQuery,
                   response=r.TaskEventsSchema, tag="history"),)),
     Route(TASK + "/runs", lambda d: history.TaskRuns(d.view), (
-        Operation("GET", "listTaskRuns", "Read a task's runs", response=r.RunsSchema, reads_view=True,
-                  headers=("Ledger-Min-Position",), tag="history"),)),
+        Operation("GET", "listTaskRuns", "Read a task's runs", query=s.TaskRunsQuery, response=r.RunsSchema,
+                  reads_view=True, headers=("Ledger-Min-Position",), tag="history"),)),
     Route(BASE + "/events", lambda d: history.EventFeed(d.ledger), (
         Operation("GET", "listEvents", "Read the global event feed", query=s.FeedQuery, response=r.FeedSchema,
                   tag="history"),)),

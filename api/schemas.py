@@ -10,10 +10,12 @@ from api.fields import (
     Array, BodySchema, Bool, Int, JsonValue, Number, Object, QueryBool, QueryInt, QuerySchema, QueryTime, Str,
 )
 from api.rules import Between, OneOf, Printable, Size
+from ledger.schedule import CATCH_UP, MAX_CRON, MAX_TIMEZONE, OVERLAP
 from ledger.state import STATES, STEP_STATUSES
 
 ROLES = ("admin", "operator", "worker", "viewer")
 SORTS = ("created_at", "updated_at", "name", "state")
+RUN_SORTS = ("time", "run", "status", "took_ms")
 MAX_EPOCH = 2**53
 MAX_HEARTBEAT_TIMEOUT = 7 * 24 * 3600.0
 MAX_TEXT = 1024 * 1024
@@ -36,6 +38,24 @@ def _progress(required: bool = False) -> Number:
     return Number(required=required, validate=Between(0, 100))
 
 
+class ScheduleSchema(BodySchema):
+    """A recurring task's schedule; the ledger fills in the defaults and checks the expression and the zone."""
+
+    cron = Str(required=True, validate=[Size(1, MAX_CRON), Printable()], metadata={
+        "description": "5-field cron (`0 3 * * *`) or Quartz with seconds first (`*/5 * * * * ?`, 6 or 7 fields)"})
+    timezone = Str(validate=[Size(1, MAX_TIMEZONE), Printable()],
+                   metadata={"description": "IANA time zone of the wall-clock times (default UTC)"})
+    catch_up = Str(validate=OneOf(CATCH_UP), metadata={
+        "description": "Occurrences found too late: all `missed` (default), or `run_once` for the latest"})
+    overlap = Str(validate=OneOf(OVERLAP), metadata={
+        "description": "An occurrence while a run waits or runs: `skip` (default) or `queue`"})
+
+
+def _schedule() -> fields.Nested:
+    return fields.Nested(ScheduleSchema, allow_none=True,
+                         error_messages={"null": "must not be null", "type": "must be a JSON object"})
+
+
 class CreateTaskSchema(BodySchema):
     namespace = _name(200, required=True)
     name = Str(required=True, validate=Size(1, 1000))
@@ -46,7 +66,7 @@ class CreateTaskSchema(BodySchema):
     steps = Array(Str(validate=Size(1, 500)), validate=Size(0, 1000, "steps"))
     max_retries = Int(validate=Between(0, 1000))
     heartbeat_timeout = Number(validate=Between(0, MAX_HEARTBEAT_TIMEOUT, exclusive_low=True))
-    schedule = Object(allow_none=True)
+    schedule = _schedule()
     external_id = _name(500)
 
 
@@ -58,7 +78,7 @@ class UpdateTaskSchema(BodySchema):
     labels = _labels()
     max_retries = Int(validate=Between(0, 1000))
     heartbeat_timeout = Number(validate=Between(0, MAX_HEARTBEAT_TIMEOUT, exclusive_low=True))
-    schedule = Object(allow_none=True)
+    schedule = _schedule()
 
     @validates_schema
     def _changes_something(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -194,6 +214,14 @@ class DropQuery(QuerySchema):
 class TaskEventsQuery(QuerySchema):
     after_version = QueryInt(validate=Between(0, MAX_EPOCH))
     limit = QueryInt(validate=Between(1, 1000))
+
+
+class TaskRunsQuery(QuerySchema):
+    """Paging of a recurring task's occurrences (newest first by default)."""
+
+    sort = Str(validate=OneOf(tuple(f"{p}{s}" for s in RUN_SORTS for p in ("", "-"))))
+    limit = QueryInt(validate=Between(1, 500))
+    offset = QueryInt(validate=Between(0, 10**9))
 
 
 class FeedQuery(QuerySchema):

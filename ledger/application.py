@@ -13,6 +13,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 
 from ledger import commands as c
+from ledger import recurrence as rec
 from ledger.domain import IdSequence, Meta, Task, check_new_task
 from ledger.errors import (
     ConcurrentWriteError,
@@ -25,10 +26,13 @@ from ledger.errors import (
     VersionMismatchError,
 )
 from ledger.history import describe_event
+from ledger.schedule import Calendar, normalize_schedule
 from ledger.state import TaskState, dump_json, ecosystem
 
 TASK_IDS = uuid5(NAMESPACE_URL, "urn:taskledger:task")
 WRITE_ATTEMPTS = 3
+# Occurrences one write records at most (a long gap is recorded over several scheduler ticks).
+OCCURRENCES_PER_WRITE = 1000
 
 
 def utc_now() -> datetime:
@@ -57,15 +61,16 @@ class TaskLedger(Application[UUID]):
 
     name = "TaskLedger"
 
-    def __init__(self, env: dict[str, str] | None = None,
-                 clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(self, env: dict[str, str] | None = None, clock: Callable[[], datetime] = utc_now,
+                 calendar: Calendar | None = None) -> None:
         super().__init__(env)
         self.clock = clock
+        self.calendar = calendar
 
     # ------------------------------------------------------------------ writes
     def create_task(self, cmd: c.CreateTask, caller: c.Caller) -> c.Written:
-        check_new_task(cmd.max_retries, cmd.heartbeat_timeout, input=cmd.input, labels=cmd.labels,
-                       schedule=cmd.schedule)
+        check_new_task(cmd.max_retries, cmd.heartbeat_timeout, input=cmd.input, labels=cmd.labels)
+        cmd = dataclasses.replace(cmd, schedule=normalize_schedule(cmd.schedule, self.calendar))
         fingerprint = _fingerprint(cmd, caller)
         task_id, cmd = self._identity(cmd, caller)
         task = Task.create(self._meta(caller), task_id, **self._created_fields(cmd, caller, fingerprint))
@@ -75,10 +80,14 @@ class TaskLedger(Application[UUID]):
             return self._replay_create(task_id, cmd, fingerprint)
 
     def update_task(self, cmd: c.UpdateTask, caller: c.Caller) -> c.Written:
+        changes = dict(cmd.changes)
+        if "schedule" in changes:
+            changes["schedule"] = normalize_schedule(changes["schedule"], self.calendar)
+
         def act(task: Task) -> None:
             if cmd.expected_version is not None and cmd.expected_version != task.version:
                 raise VersionMismatchError(task.id, cmd.expected_version, task.version)
-            task.update(self._meta(caller), cmd.changes)
+            task.update(self._meta(caller), changes)
         return self._act(cmd.task_id, act, retry=cmd.expected_version is None)
 
     def start_task(self, cmd: c.StartTask, caller: c.Caller) -> c.Written:
@@ -133,6 +142,25 @@ class TaskLedger(Application[UUID]):
 
     def drop_task(self, cmd: c.DropTask, caller: c.Caller) -> c.Written:
         return self._act(cmd.task_id, lambda t: t.drop(self._meta(caller), cmd.force))
+
+    def record_occurrences(self, cmd: c.RecordOccurrences, caller: c.Caller) -> c.Written:
+        """Records the task's due occurrences; several schedulers may race, each occurrence is recorded once."""
+        def act(task: Task) -> None:
+            schedule = task.state.schedule
+            if self.calendar is None or schedule is None:
+                return
+            due = self.calendar.occurrences(schedule, rec.cursor(task.state), cmd.now, OCCURRENCES_PER_WRITE + 1)
+            task.record_occurrences(self._meta(caller), due[:OCCURRENCES_PER_WRITE], cmd.now, cmd.grace,
+                                    complete=len(due) <= OCCURRENCES_PER_WRITE)
+        return self._act(cmd.task_id, act)
+
+    def expire_lease(self, cmd: c.ExpireLease, caller: c.Caller) -> c.Written:
+        """Expires the lease if still overdue on the task itself (the watchdog's view may lag); `lease_epoch`
+        of the answer is the expired lease, None when nothing expired."""
+        def act(task: Task) -> dict[str, Any]:
+            expired = task.expire_lease(self._meta(caller), cmd.now)
+            return {} if expired is None else {"lease_epoch": expired}
+        return self._act(cmd.task_id, act)
 
     # ----------------------------------------------------------------- history
     def task_as_of(self, task_id: UUID, *, version: int | None = None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -149,3 +150,20 @@ class Written:
     directive: str | None = None
     sequence: int | None = None
     replayed: bool = False
+
+
+@dataclass(frozen=True)
+class RecordOccurrences:
+    """The scheduler's tick for one task: record every occurrence due by `now`."""
+
+    task_id: UUID
+    now: datetime
+    grace: timedelta
+
+
+@dataclass(frozen=True)
+class ExpireLease:
+    """The watchdog's check of one task: expire its lease if no heartbeat came in time by `now`."""
+
+    task_id: UUID
+    now: datetime

@@ -5,16 +5,18 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from eventsourcing.domain import Aggregate
 
+from ledger import recurrence as rec
 from ledger import state as st
 from ledger.errors import (
     IllegalTransitionError,
     InvalidValueError,
     LeaseMismatchError,
+    NoRunDueError,
     TaskDroppedError,
 )
 from ledger.state import TaskState, check_json, dump_json, ecosystem, load_json
@@ -111,6 +113,7 @@ class Task(Aggregate):
                 heartbeat_timeout=self.heartbeat_timeout,
                 schedule=load_json(self.schedule_json),
                 created_at=self.timestamp.isoformat(),
+                schedule_cursor=self.timestamp.isoformat() if self.schedule_json != "null" else None,
             )
 
         def apply(self, aggregate: Any) -> None:
@@ -133,8 +136,12 @@ class Task(Aggregate):
         changes_json: str
 
         def evolve(self, state: TaskState) -> None:
-            for key, value in load_json(self.changes_json).items():
+            changes = load_json(self.changes_json)
+            rearm = "schedule" in changes and changes["schedule"] != state.schedule
+            for key, value in changes.items():
                 setattr(state, key, value)
+            if rearm:
+                rec.arm(state, self.timestamp.isoformat())
 
     class Started(Event):
         worker: str
@@ -148,6 +155,7 @@ class Task(Aggregate):
             state.started_at = state.started_at or self.timestamp.isoformat()
             state.ended_at = None
             state.error = None
+            rec.take_run(state)
 
     class HeartbeatRecorded(Event):
         lease_epoch: int
@@ -220,12 +228,14 @@ class Task(Aggregate):
         def evolve(self, state: TaskState) -> None:
             state.state = st.PAUSED
             state.worker = None
+            rec.requeue_run(state)
 
     class Resumed(Event):
         def evolve(self, state: TaskState) -> None:
             state.state = st.QUEUED
             state.worker = None
             state.ended_at = None
+            rec.arm(state, self.timestamp.isoformat())
 
     class CancelRequested(Event):
         reason: str | None
@@ -240,6 +250,7 @@ class Task(Aggregate):
             state.state = st.CANCELLED
             state.worker = None
             state.ended_at = self.timestamp.isoformat()
+            rec.end_runs(state)
 
     class Aborted(Event):
         reason: str | None
@@ -248,17 +259,21 @@ class Task(Aggregate):
             state.state = st.ABORTED
             state.worker = None
             state.ended_at = self.timestamp.isoformat()
+            rec.end_runs(state)
 
     class Completed(Event):
         lease_epoch: int
         result_json: str
 
         def evolve(self, state: TaskState) -> None:
-            state.state = st.SUCCEEDED
             state.result = load_json(self.result_json)
             state.progress = 100.0
             state.worker = None
-            state.ended_at = self.timestamp.isoformat()
+            if state.current_run is not None:
+                rec.finish_run(state)  # a recurring task waits for its next run
+            else:
+                state.state = st.SUCCEEDED
+                state.ended_at = self.timestamp.isoformat()
 
     class Failed(Event):
         lease_epoch: int
@@ -271,6 +286,9 @@ class Task(Aggregate):
             if self.requeued:
                 state.state = st.QUEUED
                 state.retries += 1
+                rec.requeue_run(state)
+            elif state.current_run is not None:
+                rec.finish_run(state)  # the run failed; the task waits for its next run
             else:
                 state.state = st.FAILED
                 state.ended_at = self.timestamp.isoformat()
@@ -280,6 +298,60 @@ class Task(Aggregate):
 
         def evolve(self, state: TaskState) -> None:
             state.dropped = True
+
+    class RunTriggered(Event):
+        """An occurrence of the schedule became a run waiting for a worker."""
+
+        run: int
+        time: str
+        reason: str | None
+
+        def evolve(self, state: TaskState) -> None:
+            rec.trigger(state, self.run, self.time)
+
+    class OccurrenceSkipped(Event):
+        """An occurrence came while a run was waiting or in progress (reason `overlap` or `queue-full`)."""
+
+        run: int
+        time: str
+        reason: str
+
+        def evolve(self, state: TaskState) -> None:
+            rec.count_occurrence(state, self.run, self.time)
+
+    class OccurrencesMissed(Event):
+        """Occurrences found too late (no scheduler ran then): numbered first_run, first_run + 1, …"""
+
+        first_run: int
+        times: list[str]
+
+        def evolve(self, state: TaskState) -> None:
+            rec.count_occurrence(state, self.first_run + len(self.times) - 1, self.times[-1])
+
+    class LeaseExpired(Event):
+        """No heartbeat came before the deadline: the lease is void (its epoch is retired) and the task moves on."""
+
+        lease_epoch: int
+        deadline: str
+        outcome: str
+
+        def evolve(self, state: TaskState) -> None:
+            state.lease_epoch = self.lease_epoch + 1
+            state.error = f"lease {self.lease_epoch} of {state.worker} expired at {self.deadline}"
+            state.worker = None
+            if self.outcome == rec.CANCELLED:
+                state.state = st.CANCELLED
+                state.ended_at = self.timestamp.isoformat()
+                rec.end_runs(state)
+            elif self.outcome == rec.RETRYING:
+                state.state = st.QUEUED
+                state.retries += 1
+                rec.requeue_run(state)
+            elif state.current_run is not None:
+                rec.finish_run(state)
+            else:
+                state.state = st.FAILED
+                state.ended_at = self.timestamp.isoformat()
 
     # --------------------------------------------------------------- commands
     UPDATABLE: ClassVar[tuple[str, ...]] = (
@@ -298,22 +370,37 @@ class Task(Aggregate):
             raise IllegalTransitionError(self.id, self.state.state, action, allowed)
 
     def _require_lease(self, action: str, lease_epoch: int, allowed: tuple[str, ...] = (st.RUNNING,)) -> None:
-        self._require(action, allowed)
+        """A stale lease is refused as stale in every state, as heartbeats are (fencing of expired leases)."""
+        if self.state.dropped:
+            raise TaskDroppedError(self.id)
         if lease_epoch != self.state.lease_epoch:
             raise LeaseMismatchError(self.id, lease_epoch, self.state.lease_epoch, self.state.worker)
+        self._require(action, allowed)
 
     def update(self, meta: Meta, changes: dict[str, Any]) -> None:
         self._require("update", (st.QUEUED, st.RUNNING, st.PAUSED, st.CANCELLING, st.FAILED))
         unknown = sorted(set(changes) - set(self.UPDATABLE))
         if unknown:
             raise InvalidValueError(unknown[0], "is not an updatable field")
+        if "schedule" in changes:
+            self._check_schedule_change(changes["schedule"])
         _check_limits(changes.get("max_retries", _ABSENT), changes.get("heartbeat_timeout", _ABSENT))
         for field, value in changes.items():
             check_json(field, value)
         self._record(self.Updated, meta, changes_json=dump_json(changes))
 
+    def _check_schedule_change(self, schedule: dict[str, Any] | None) -> None:
+        """A recurring task stays recurring; a task becomes recurring only while no lease is held."""
+        if schedule is None and self.state.schedule is not None:
+            raise InvalidValueError("schedule", "cannot be removed from a recurring task; pause or cancel it")
+        if schedule is not None and self.state.schedule is None and self.state.state in st.LEASED:
+            raise IllegalTransitionError(self.id, self.state.state, "add a schedule while a worker holds the lease",
+                                         (st.QUEUED, st.PAUSED, st.FAILED))
+
     def start(self, meta: Meta, worker: str) -> int:
         self._require("start", (st.QUEUED,))
+        if self.state.schedule is not None and not self.state.pending_runs:
+            raise NoRunDueError(self.id)
         epoch = self.state.lease_epoch + 1
         self._record(self.Started, meta, worker=worker, lease_epoch=epoch)
         return epoch
@@ -393,6 +480,33 @@ class Task(Aggregate):
         self._require_lease("fail", lease_epoch)
         requeued = retry and self.state.retries < self.state.max_retries
         self._record(self.Failed, meta, lease_epoch=lease_epoch, error=error, requeued=requeued)
+
+    def record_occurrences(self, meta: Meta, due: list[datetime], now: datetime, grace: timedelta,
+                           complete: bool = True) -> int:
+        """Records each due occurrence after the schedule's cursor as a run, skipped or missed; how many."""
+        if not rec.schedule_active(self.state):
+            return 0  # a stopped (paused) or ended schedule records nothing
+        after = rec.cursor(self.state)
+        fresh = [t for t in due if after < t <= now]
+        outcomes = rec.plan(fresh, now, grace, self.state, complete)
+        missed = [o.time for o in outcomes if o.kind == rec.MISSED]
+        if missed:
+            self._record(self.OccurrencesMissed, meta, first_run=self.state.occurrence_count + 1,
+                         times=[rec.iso(t) for t in missed])
+        for o in outcomes[len(missed):]:
+            event = self.RunTriggered if o.kind == rec.RUN else self.OccurrenceSkipped
+            self._record(event, meta, run=self.state.occurrence_count + 1, time=rec.iso(o.time), reason=o.reason)
+        return len(outcomes)
+
+    def expire_lease(self, meta: Meta, now: datetime) -> int | None:
+        """Expires the lease if its heartbeats stopped for longer than heartbeat_timeout; the epoch it expired."""
+        deadline = rec.lease_deadline(self.state)
+        if self.state.dropped or deadline is None or now <= deadline:
+            return None
+        expired = self.state.lease_epoch
+        self._record(self.LeaseExpired, meta, lease_epoch=expired, deadline=rec.iso(deadline),
+                     outcome=rec.expiry_outcome(self.state))
+        return expired
 
     def drop(self, meta: Meta, force: bool = False) -> None:
         if self.state.dropped:

@@ -118,3 +118,12 @@ class NoTaskAvailableError(LedgerError):
     """No queued task matches the claim."""
 
     code = "no-task-available"
+
+
+class NoRunDueError(IllegalTransitionError):
+    """A recurring task is queued between runs: nothing to start until its schedule triggers a run."""
+
+    code = "no-run-due"
+
+    def __init__(self, task_id: UUID | str) -> None:
+        super().__init__(task_id, "QUEUED", "start: no run of its schedule is waiting")

@@ -100,6 +100,11 @@ class TaskState:
     ended_at: str | None = None
     schedule: dict[str, Any] | None = None
     run_count: int = 0
+    last_run_time: str | None = None
+    schedule_cursor: str | None = None
+    occurrence_count: int = 0
+    pending_runs: list[dict[str, Any]] = field(default_factory=list)
+    current_run: dict[str, Any] | None = None
     dropped: bool = False
     chain_hash: str = ""
 

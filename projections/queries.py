@@ -16,8 +16,10 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from projections.registry import PROJECTIONS
+from projections.schema import ACTIVE_SCHEDULE
 
 SORTABLE = ("created_at", "updated_at", "name", "state")
+RUN_SORTABLE = ("time", "run", "status", "took_ms")
 APPLICATION = "TaskLedger"
 
 
@@ -68,6 +70,9 @@ class TaskView(Protocol):
     def claim_candidates(self, namespace: str | None, type: str | None, limit: int) -> Ids: ...
 
     def runs(self, task_id: UUID) -> Rows: ...
+
+    def schedule_runs(self, task_id: UUID, *, sort: str = "time", descending: bool = True, limit: int = 50,
+                      offset: int = 0) -> tuple[Rows, int]: ...
 
     def status(self) -> Rows: ...
 
@@ -141,18 +146,47 @@ class PostgresTaskQueries:
         rows = self._all(query, [*page_params, limit + 1, offset])
         more = len(rows) > limit
         rows = rows[:limit]
-        next_cursor = _encode_cursor(sort, rows[-1]["sort_value"], rows[-1]["id"]) if more else None
+        next_cursor = _encode_cursor(sort, rows[-1]["sort_value"], rows[-1]["id"]) if more and rows else None
         return TaskPage([r["doc"] for r in rows], total, next_cursor)
 
     def claim_candidates(self, namespace: str | None, type: str | None, limit: int) -> Ids:
-        where, params = _where(TaskFilter(states=("QUEUED",), namespace=namespace, type=type))
-        query = sql.SQL("SELECT id FROM tasks WHERE {} ORDER BY created_at, id LIMIT %s").format(where)
+        """Queued tasks a worker may take, oldest first; a recurring task only while a triggered run waits."""
+        where, params = _where(TaskFilter(namespace=namespace, type=type))
+        query = sql.SQL("SELECT id FROM tasks WHERE {} AND claimable AND state = 'QUEUED' "
+                        "ORDER BY created_at, id LIMIT %s").format(where)
         return [r["id"] for r in self._all(query, [*params, limit])]
 
     def runs(self, task_id: UUID) -> Rows:
         return self._all(
             "SELECT attempt, worker, started_at, ended_at, outcome, message, duration_ms "
             "FROM task_runs WHERE task_id = %s ORDER BY attempt", (task_id,))
+
+    def schedule_runs(self, task_id: UUID, *, sort: str = "time", descending: bool = True, limit: int = 50,
+                      offset: int = 0) -> tuple[Rows, int]:
+        """One page of the occurrences of a task's schedule (run, skipped or missed), and how many there are."""
+        if sort not in RUN_SORTABLE:
+            raise ValueError(f"sort must be one of {', '.join(RUN_SORTABLE)}")
+        order = sql.SQL("DESC") if descending else sql.SQL("ASC")
+        query = sql.SQL("SELECT run, time, status, reason, message, took_ms, started_at, ended_at "
+                        "FROM task_occurrences WHERE task_id = %s "
+                        "ORDER BY {col} {o} NULLS LAST, run {o} LIMIT %s OFFSET %s").format(
+            col=sql.Identifier(sort), o=order)
+        rows = self._all(query, (task_id, limit, offset))
+        total = self._all("SELECT count(*) AS n FROM task_occurrences WHERE task_id = %s", (task_id,))[0]["n"]
+        return rows, total
+
+    def active_schedules(self, after: UUID | None, limit: int) -> Rows:
+        """Tasks whose schedule records occurrences, by id from `after`: id, version, schedule, cursor."""
+        query = sql.SQL("SELECT id, version, doc -> 'schedule' AS schedule, "
+                        "coalesce(doc ->> 'schedule_cursor', doc ->> 'created_at') AS cursor FROM tasks "
+                        "WHERE {} AND id > %s ORDER BY id LIMIT %s").format(sql.SQL(ACTIVE_SCHEDULE))
+        return self._all(query, (after or UUID(int=0), limit))
+
+    def expired_leases(self, now: datetime, limit: int) -> Ids:
+        """Running or cancelling tasks whose last heartbeat is older than their heartbeat_timeout, oldest first."""
+        return [r["id"] for r in self._all(
+            "SELECT id FROM tasks WHERE lease_deadline < %s AND NOT dropped ORDER BY lease_deadline LIMIT %s",
+            (now, limit))]
 
     def status(self) -> Rows:
         """Position, head and lag of every projection."""
@@ -238,6 +272,8 @@ def _decode_cursor(cursor: str, sort: str) -> tuple[str, UUID]:
         cursor_sort, value, last_id = json.loads(base64.urlsafe_b64decode(padded))
         if cursor_sort != sort or not isinstance(value, str):
             raise ValueError
+        if sort in ("created_at", "updated_at"):
+            datetime.fromisoformat(value)  # a forged value must not reach the database as a timestamp
         return value, UUID(last_id)
     except (ValueError, TypeError, binascii.Error, json.JSONDecodeError):
         raise InvalidCursorError("cursor is not valid for this query; start again without it") from None

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+# Tasks whose schedule records occurrences (ledger.recurrence.ACTIVE); queries repeat it to use the index.
+ACTIVE_SCHEDULE = "NOT dropped AND state IN ('QUEUED', 'RUNNING') AND jsonb_typeof(doc -> 'schedule') = 'object'"
+
 TASKS_DDL = [
     """
     CREATE TABLE IF NOT EXISTS tasks (
@@ -19,9 +22,14 @@ TASKS_DDL = [
         dropped boolean NOT NULL DEFAULT false,
         position bigint NOT NULL,
         external_id text,
+        lease_deadline timestamptz,
+        claimable boolean NOT NULL DEFAULT true,
         doc jsonb NOT NULL
     )
     """,
+    # Tables made before recurring tasks and the watchdog: the columns arrive empty and fill as tasks change.
+    "ALTER TABLE tasks ADD COLUMN IF NOT EXISTS lease_deadline timestamptz",
+    "ALTER TABLE tasks ADD COLUMN IF NOT EXISTS claimable boolean NOT NULL DEFAULT true",
     "CREATE UNIQUE INDEX IF NOT EXISTS tasks_external ON tasks (namespace, external_id) WHERE external_id IS NOT NULL",
     """
     CREATE TABLE IF NOT EXISTS task_output_pages (
@@ -40,6 +48,10 @@ TASKS_DDL = [
     "CREATE INDEX IF NOT EXISTS tasks_created ON tasks (created_at, id)",
     "CREATE INDEX IF NOT EXISTS tasks_updated ON tasks (updated_at, id)",
     "CREATE INDEX IF NOT EXISTS tasks_name ON tasks (name text_pattern_ops, id)",
+    "CREATE INDEX IF NOT EXISTS tasks_claimable ON tasks (created_at, id) WHERE claimable AND NOT dropped",
+    "CREATE INDEX IF NOT EXISTS tasks_lease_deadline ON tasks (lease_deadline) "
+    "WHERE lease_deadline IS NOT NULL AND NOT dropped",
+    f"CREATE INDEX IF NOT EXISTS tasks_scheduled ON tasks (id) WHERE {ACTIVE_SCHEDULE}",
 ]
 
 RUNS_DDL = [
@@ -57,4 +69,24 @@ RUNS_DDL = [
         PRIMARY KEY (task_id, attempt)
     )
     """,
+]
+
+OCCURRENCES_DDL = [
+    """
+    CREATE TABLE IF NOT EXISTS task_occurrences (
+        task_id uuid NOT NULL,
+        run integer NOT NULL,
+        time timestamptz NOT NULL,
+        status text NOT NULL,
+        reason text,
+        message text,
+        started_at timestamptz,
+        ended_at timestamptz,
+        took_ms bigint,
+        position bigint NOT NULL,
+        PRIMARY KEY (task_id, run)
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS task_occurrences_open ON task_occurrences (task_id, run) "
+    "WHERE status IN ('pending', 'running')",
 ]

@@ -11,21 +11,23 @@ from psycopg.sql import SQL
 from psycopg.types.json import Jsonb
 
 from ledger.domain import Task, is_task_event, next_state
+from ledger.recurrence import claimable, lease_deadline
 from ledger.state import TaskState
 from projections.schema import TASKS_DDL
 
 UPSERT = """
 INSERT INTO tasks (id, namespace, facade, name, type, state, submitter, worker,
-                   created_at, updated_at, version, dropped, position, external_id, doc)
+                   created_at, updated_at, version, dropped, position, external_id,
+                   lease_deadline, claimable, doc)
 VALUES (%(id)s, %(namespace)s, %(facade)s, %(name)s, %(type)s, %(state)s, %(submitter)s,
         %(worker)s, %(created_at)s, %(updated_at)s, %(version)s, %(dropped)s, %(position)s,
-        %(external_id)s, %(doc)s)
+        %(external_id)s, %(lease_deadline)s, %(claimable)s, %(doc)s)
 ON CONFLICT (id) DO UPDATE SET
     namespace = EXCLUDED.namespace, facade = EXCLUDED.facade, name = EXCLUDED.name,
     type = EXCLUDED.type, state = EXCLUDED.state, submitter = EXCLUDED.submitter,
     worker = EXCLUDED.worker, updated_at = EXCLUDED.updated_at, version = EXCLUDED.version,
     dropped = EXCLUDED.dropped, position = EXCLUDED.position, external_id = EXCLUDED.external_id,
-    doc = EXCLUDED.doc
+    lease_deadline = EXCLUDED.lease_deadline, claimable = EXCLUDED.claimable, doc = EXCLUDED.doc
 """
 
 PAGE = """
@@ -64,6 +66,7 @@ def _row(state: TaskState, position: int) -> dict[str, Any]:
         "worker": state.worker, "created_at": state.created_at, "updated_at": state.updated_at,
         "version": state.version, "dropped": state.dropped, "position": position,
         "external_id": next(iter(state.external_ids.values()), None),
+        "lease_deadline": lease_deadline(state), "claimable": claimable(state),
         "doc": Jsonb(state.to_dict()),
     }
 

@@ -16,6 +16,8 @@ EPILOG = """examples:
   taskledger serve                       # all-in-one: embedded PostgreSQL, API, projections
   TASKLEDGER_DATABASE_URL=postgresql://u:p@db/taskledger taskledger migrate
   taskledger project                     # projection runners only (production role)
+  taskledger schedule                    # records due runs of recurring tasks (production role)
+  taskledger watchdog                    # expires leases whose heartbeats stopped (production role)
   taskledger users add alice --role operator
   taskledger users token alice --label ci
   taskledger audit 6f1c…                 # a task's timeline; replay, verify, export, import likewise
@@ -32,6 +34,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     project = _add(commands, "project", "run the projection runners until stopped", cmd_project,
                    "taskledger project task_view")
     project.add_argument("names", nargs="*", help="projections to run (default: all)")
+    schedule = _add(commands, "schedule", "record the due runs of recurring tasks until stopped (safe to "
+                    "run several)", cmd_role, "taskledger schedule --interval 0.5 --grace 5")
+    schedule.add_argument("--interval", type=_seconds, default=0.5, help="seconds between ticks (default 0.5)")
+    schedule.add_argument("--grace", type=_seconds, default=5.0,
+                          help="an occurrence found later than this many seconds is recorded missed (default 5)")
+    watchdog = _add(commands, "watchdog", "expire leases whose heartbeats stopped, until stopped (safe to run "
+                    "several)", cmd_role, "taskledger watchdog --interval 1")
+    watchdog.add_argument("--interval", type=_seconds, default=1.0, help="seconds between sweeps (default 1)")
     users = _add(commands, "users", "manage API users and tokens", None, "taskledger users add bob --role viewer")
     user_commands = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
     add = _add(user_commands, "add", "create a user or reset its password and role", cmd_users_add,
@@ -101,6 +111,32 @@ def cmd_project(args: argparse.Namespace, settings: Settings) -> int:
     for thread in threads:
         thread.join(timeout=10)
     return 0
+
+
+def cmd_role(args: argparse.Namespace, settings: Settings) -> int:
+    """`schedule` or `watchdog`: one role in the foreground until SIGTERM or Ctrl-C."""
+    from datetime import timedelta
+
+    from taskledger.roles import start_roles
+    from taskledger.serve import open_database
+
+    url, _server = open_database(settings)
+    stopping = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.set())
+    grace = timedelta(seconds=getattr(args, "grace", 5.0))
+    threads = start_roles(url, stopping, [args.command], args.interval, grace)
+    stopping.wait()
+    for thread in threads:
+        thread.join(timeout=10)
+    return 0
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError("must be a number of seconds more than 0 and at most 3600")
+    return value
 
 
 def cmd_users_add(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,4 +1,4 @@
-"""`taskledger serve`: the all-in-one service — database, schema, projections and the API."""
+"""`taskledger serve`: the all-in-one service — database, schema, projections, scheduler, watchdog, API."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from taskledger.accounts import PostgresAccounts
 from taskledger.config import Settings, eventsourcing_env
 from taskledger.database import embedded_url, start_embedded
 from taskledger.migrate import migrate
+from taskledger.roles import start_roles
 
 log = logging.getLogger(__name__)
 GUNICORN_CONF = Path(__file__).resolve().parent.parent / "ops" / "gunicorn.conf.py"
@@ -68,7 +69,8 @@ def serve(settings: Settings) -> int:
     try:
         migrate(url)
         credential = ensure_admin(url, settings)
-        threads = start_projections(eventsourcing_env(url, pool_size=2), url, stopping)
+        threads = [*start_projections(eventsourcing_env(url, pool_size=2), url, stopping),
+                   *start_roles(url, stopping)]
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stopping.set())
         gunicorn = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF)],

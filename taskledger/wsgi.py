@@ -10,6 +10,7 @@ from api.app import create_app as create_api
 from ledger.application import TaskLedger
 from projections.queries import PostgresTaskQueries
 from taskledger.accounts import PostgresAccounts
+from taskledger.calendar import CronCalendar
 from taskledger.config import eventsourcing_env, load_settings
 
 
@@ -19,7 +20,8 @@ def create_app() -> falcon.App:
         raise SystemExit("TASKLEDGER_DATABASE_URL is not set: start the service with `taskledger serve`, "
                          "or set it to your PostgreSQL URL")
     url = settings.database_url
-    ledger = TaskLedger(eventsourcing_env(url, pool_size=settings.threads) | {"AGGREGATE_CACHE_MAXSIZE": "1000"})
+    ledger = TaskLedger(eventsourcing_env(url, pool_size=settings.threads) | {"AGGREGATE_CACHE_MAXSIZE": "1000"},
+                        calendar=CronCalendar())
     view = PostgresTaskQueries(url, max_size=settings.threads)
     view.open()
     accounts = PostgresAccounts(url, max_size=2)

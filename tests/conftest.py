@@ -14,6 +14,7 @@ from psycopg.conninfo import make_conninfo
 from ledger.application import TaskLedger
 from projections.queries import PostgresTaskQueries
 from projections.runner import SupervisedProjection, start_projections
+from taskledger.calendar import CronCalendar
 from taskledger.config import eventsourcing_env
 from taskledger.database import drop_database, embedded_url, start_embedded
 from taskledger.migrate import migrate
@@ -61,7 +62,7 @@ def es_env(database_url: str) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def ledger_app(es_env: dict[str, str]) -> Iterator[TaskLedger]:
-    app = TaskLedger(es_env)
+    app = TaskLedger(es_env, calendar=CronCalendar())
     yield app
     app.close()
 

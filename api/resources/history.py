@@ -6,12 +6,13 @@ from uuid import UUID
 
 import falcon
 
-from api.representations import events, runs
+from api.representations import events, occurrences, runs
 from ledger.application import TaskLedger
 from ledger.errors import TaskNotFoundError
 from projections.queries import TaskView
 
 DEFAULT_LIMIT = 100
+DEFAULT_OCCURRENCES = 50
 
 
 class TaskEvents:
@@ -27,7 +28,7 @@ class TaskEvents:
 
 
 class TaskRuns:
-    """`/tasks/{id}/runs`: one row per lease (attempt), from the run-history view."""
+    """`/tasks/{id}/runs`: one row per lease (attempt), and a page of the schedule's occurrences."""
 
     def __init__(self, view: TaskView) -> None:
         self.view = view
@@ -35,7 +36,13 @@ class TaskRuns:
     def on_get(self, req: falcon.Request, resp: falcon.Response, task_id: UUID) -> None:
         if self.view.get(task_id) is None:
             raise TaskNotFoundError(task_id)
-        resp.media = {"runs": runs(self.view.runs(task_id))}
+        query = req.context.query
+        sort = query.get("sort", "-time")
+        page, total = self.view.schedule_runs(task_id, sort=sort.lstrip("-"), descending=sort.startswith("-"),
+                                              limit=query.get("limit", DEFAULT_OCCURRENCES),
+                                              offset=query.get("offset", 0))
+        resp.media = {"runs": runs(self.view.runs(task_id)), "occurrences": occurrences(page),
+                      "occurrences_total": total}
 
 
 class EventFeed:

@@ -37,21 +37,18 @@ class Claims:
 
     def _claim(self, body: dict[str, Any], who: Caller) -> Written:
         for _ in range(CLAIM_ROUNDS):
+            # Read the log head before the candidates: if the view had reached it, an empty
+            # answer is the truth as of that head, not a lagging view.
+            head = self.ledger.head_position()
+            view_was_current = self.view.wait_for(head, 0)
             candidates = self.view.claim_candidates(body.get("namespace"), body.get("type"), CANDIDATES)
             try:
                 return self.ledger.claim_task(ClaimTask(body["worker"], tuple(candidates)), who)
             except NoTaskAvailableError:
-                if not self._another_round_may_help(len(candidates) == CANDIDATES):
+                if view_was_current and len(candidates) < CANDIDATES:
                     raise
+                self.view.wait_for(self.ledger.head_position(), self.wait)
         raise NoTaskAvailableError("the task view kept lagging behind the claims")
-
-    def _another_round_may_help(self, all_candidates_taken: bool) -> bool:
-        """Yes when the view lags the log (it is given time to catch up) or every candidate was just taken."""
-        head = self.ledger.head_position()
-        if self.view.wait_for(head, 0) and not all_candidates_taken:
-            return False
-        self.view.wait_for(head, self.wait)
-        return True
 
 
 class Heartbeats:

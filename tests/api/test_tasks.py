@@ -80,7 +80,8 @@ def test_an_update_without_if_match_applies_to_the_current_version(api: Api, nam
     updated = api.put(f"/tasks/{task['id']}", {"input": [1, 2], "schedule": {"cron": "0 0 * * * ?"}},
                       role="operator")
     assert updated.status_code == 200
-    assert (updated.json["input"], updated.json["schedule"]) == ([1, 2], {"cron": "0 0 * * * ?"})
+    assert (updated.json["input"], updated.json["schedule"]) == (
+        [1, 2], {"cron": "0 0 * * * ?", "timezone": "UTC", "catch_up": "missed", "overlap": "skip"})
 
 
 def test_a_dropped_task_is_gone_from_current_views_but_its_history_still_answers(

@@ -195,7 +195,7 @@ CASES: dict[str, Case] = {
     "events: negative after_version": Case("GET", "/tasks/{id}/events", {"params": {"after_version": "-1"}}, 400,
                                            "after_version"),
     "events: limit over 1000": Case("GET", "/tasks/{id}/events", {"params": {"limit": "1001"}}, 400, "limit"),
-    "runs: unknown parameter": Case("GET", "/tasks/{id}/runs", {"params": {"limit": "5"}}, 400, "limit"),
+    "runs: unknown parameter": Case("GET", "/tasks/{id}/runs", {"params": {"bogus": "5"}}, 400, "bogus"),
     "feed: after not a number": Case("GET", "/events", {"params": {"after": "start"}}, 400, "after"),
     "feed: limit 0": Case("GET", "/events", {"params": {"limit": "0"}}, 400, "limit"),
     "projections: unknown parameter": Case("GET", "/projections", {"params": {"name": "x"}}, 400, "name"),

@@ -12,6 +12,7 @@ from ledger import commands as c
 from ledger import state as st
 from ledger.application import TaskLedger
 from ledger.state import TaskState
+from taskledger.calendar import CronCalendar
 
 IN_MEMORY = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 OPERATOR = c.Caller(actor="olga", request_id="req-op", facade="native")
@@ -37,7 +38,7 @@ class Clock:
 
 
 def new_ledger(clock: Clock | None = None) -> TaskLedger:
-    return TaskLedger(env=dict(IN_MEMORY), clock=clock or Clock())
+    return TaskLedger(env=dict(IN_MEMORY), clock=clock or Clock(), calendar=CronCalendar())
 
 
 def events_of(app: TaskLedger, task_id: UUID) -> list[Any]:

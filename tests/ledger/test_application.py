@@ -31,7 +31,7 @@ def test_creating_a_task_records_one_created_event_with_the_commands_fields() ->
 
     written = app.create_task(c.CreateTask("ns", "export", type="pandora", input={"q": 1},
                                            labels={"team": "bi"}, steps=("a", "b"), max_retries=2,
-                                           heartbeat_timeout=30, schedule={"cronDate": "x"}), ALICE)
+                                           heartbeat_timeout=30, schedule={"cron": "0 0 * * * ?"}), ALICE)
 
     (created,) = events_of(app, written.task_id)
     assert isinstance(created, Task.Created)
@@ -40,7 +40,7 @@ def test_creating_a_task_records_one_created_event_with_the_commands_fields() ->
     assert (state.id, state.namespace, state.facade, state.name, state.type, state.submitter) == (
         str(written.task_id), "ns", "native", "export", "pandora", "alice")
     assert (state.input, state.labels, state.max_retries, state.heartbeat_timeout, state.schedule) == (
-        {"q": 1}, {"team": "bi"}, 2, 30.0, {"cronDate": "x"})
+        {"q": 1}, {"team": "bi"}, 2, 30.0, {"cron": "0 0 * * * ?", "timezone": "UTC", "catch_up": "missed", "overlap": "skip"})
     assert state.steps == [{"name": "a", "status": "PENDING", "output": ""},
                            {"name": "b", "status": "PENDING", "output": ""}]
     assert (state.state, state.progress, state.retries, state.lease_epoch, state.version) == (st.QUEUED, 0.0, 0, 0, 1)

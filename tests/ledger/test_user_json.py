@@ -25,15 +25,14 @@ LOOKALIKES: list[Any] = [
 def test_encoding_lookalikes_in_input_labels_result_and_stats_round_trip_unchanged(value: Any) -> None:
     app = new_ledger()
     labels: Any = {"k": value} if isinstance(value, dict) else {"k": {"list": value}}
-    t = app.create_task(c.CreateTask("ns", "n", input=value, labels=labels, schedule={"s": value}), OPERATOR).task_id
+    t = app.create_task(c.CreateTask("ns", "n", input=value, labels=labels), OPERATOR).task_id
     app.start_task(c.StartTask(t, "w"), WORKER)
     app.record_heartbeat(c.RecordHeartbeat(t, 1, stats={"s": value}), WORKER)
     app.complete_task(c.CompleteTask(t, 1, value), WORKER)
 
     state = state_of(app, t)
 
-    assert (state.input, state.labels, state.schedule, state.stats, state.result) == (
-        value, labels, {"s": value}, {"s": value}, value)
+    assert (state.input, state.labels, state.stats, state.result) == (value, labels, {"s": value}, value)
     timeline = app.task_events(t)
     assert timeline[0]["data"]["input"] == value
     assert timeline[2]["data"]["stats"] == {"s": value}

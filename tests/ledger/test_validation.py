@@ -135,7 +135,8 @@ def test_every_updatable_field_can_be_updated() -> None:
     app = new_ledger()
     task = drive(app, st.QUEUED)
     changes = {"name": "n2", "input": {"q": [1, 2]}, "labels": {"team": "bi"}, "max_retries": 4,
-               "heartbeat_timeout": 15.5, "schedule": {"crontab": "0 0 * * * ?"}}
+               "heartbeat_timeout": 15.5,
+               "schedule": {"cron": "0 0 * * * ?", "timezone": "UTC", "catch_up": "missed", "overlap": "skip"}}
 
     app.update_task(c.UpdateTask(task.task_id, changes), OPERATOR)
 

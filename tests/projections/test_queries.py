@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from uuid import uuid4
+
 from ledger import commands as c
 from ledger.application import TaskLedger
 from projections.queries import PostgresTaskQueries
@@ -37,3 +39,28 @@ def test_output_pages_come_in_sequence_from_a_token_within_a_byte_budget(
     assert [p["last"] for p in queries.output_pages(task, "0", 2, max_bytes=100)] == [True]
     assert queries.output_pages(task, "0", 3, max_bytes=100) == []
     assert queries.output_pages(task, "1", 0, max_bytes=100) == []
+
+
+def test_a_forged_cursor_with_a_non_time_value_is_refused_before_the_database(queries: PostgresTaskQueries) -> None:
+    import base64
+    import json
+
+    import pytest
+
+    from projections.queries import InvalidCursorError, TaskFilter
+
+    forged = base64.urlsafe_b64encode(json.dumps(["created_at", "yesterday", str(uuid4())]).encode()).decode()
+    with pytest.raises(InvalidCursorError):
+        queries.list(TaskFilter(), cursor=forged)
+
+
+def test_a_zero_limit_answers_an_empty_page_with_the_total(
+        ledger_app: TaskLedger, queries: PostgresTaskQueries, projections_running: object, namespace: str) -> None:
+    from projections.queries import TaskFilter
+
+    written = ledger_app.create_task(c.CreateTask(namespace, "one"), WHO)
+    assert queries.wait_for(written.position, 10)
+
+    page = queries.list(TaskFilter(namespace=namespace), limit=0)
+
+    assert (page.items, page.total, page.next_cursor) == ([], 1, None)

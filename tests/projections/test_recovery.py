@@ -60,8 +60,9 @@ def test_projector_stops_cleanly_on_sigterm(new_database: Callable[[], str]) -> 
     url = new_database()
     projector = _start_projector(url)
     deadline = time.monotonic() + 30
-    while _leader_locks(url) < 2 and time.monotonic() < deadline:
+    while _leader_locks(url) < 2 and time.monotonic() < deadline and projector.poll() is None:
         time.sleep(0.05)
     assert _leader_locks(url) == 2, "the projector never took the lead of both projections"
     projector.send_signal(signal.SIGTERM)
-    assert projector.wait(timeout=30) == 0
+    code = projector.wait(timeout=60)
+    assert code == 0, f"the projector exited with {code} after SIGTERM"
