@@ -97,7 +97,7 @@ def first(req: falcon.Request, name: str) -> str | None:
 
 
 def check_page(page: str) -> None:
-    """A page token must be one this facade made (see `docs/compatibility/hugegraph.md`)."""
+    """A page token must be one this facade made (see `docs/compatibility.md (HugeGraph)`)."""
     try:
         raw = base64.urlsafe_b64decode(page + "=" * (-len(page) % 4))
         sort, value, last_id = json.loads(raw)

@@ -1,6 +1,6 @@
 """The Apache Kylin jobs facade (`/kylin/api/jobs`, v2 envelope and bare v1) over the ledger.
 
-Kylin jobs are the tasks of the `kylin:<project>` namespaces; see docs/compatibility/kylin.md.
+Kylin jobs are the tasks of the `kylin:<project>` namespaces; see docs/compatibility.md (Kylin).
 """
 
 from __future__ import annotations
