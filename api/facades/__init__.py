@@ -15,3 +15,6 @@ def mount(app: falcon.App, deps: FacadeDeps) -> None:
     for facade in FACADES:
         for template, resource in facade.routes(deps):
             app.add_route(template, resource)
+        # Paths under a facade's prefix that no route serves answer in that facade's format.
+        for prefix, sink in getattr(facade, "sinks", lambda: [])():
+            app.add_sink(sink, prefix)

@@ -7,7 +7,10 @@ namespace `hugegraph:<graphspace>/<graph>`, numbered 1, 2, 3… by the ledger.
 
 from __future__ import annotations
 
+import falcon
+
 from api.facades.common import FacadeDeps
+from api.facades.hugegraph.wire import JAXRS_NOT_FOUND, error
 from api.facades.hugegraph.resources import GremlinJobs, TaskItem, TaskList, Versions
 
 LAYOUTS = ("/graphspaces/{graphspace}/graphs/{graph}", "/graphs/{graph}")
@@ -20,3 +23,12 @@ def routes(deps: FacadeDeps) -> list[tuple[str, object]]:
     for base in LAYOUTS:
         served += [(f"{base}/tasks", tasks), (f"{base}/tasks/{{task_id}}", task), (f"{base}/jobs/gremlin", jobs)]
     return served
+
+
+def sinks() -> list[tuple[str, object]]:
+    """Unknown paths under the HugeGraph layouts: a 404 in HugeGraph's error format."""
+    return [(r"^/(graphspaces|graphs)(/|$)", _unknown_path)]
+
+
+def _unknown_path(req: falcon.Request, resp: falcon.Response, **_: str) -> None:
+    raise error(404, JAXRS_NOT_FOUND, f"No resource found for '{req.path}'")
