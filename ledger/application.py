@@ -14,7 +14,9 @@ from eventsourcing.persistence import IntegrityError
 
 from ledger import commands as c
 from ledger import recurrence as rec
-from ledger.domain import IdSequence, Meta, Task, check_new_task
+from ledger.domain import Meta, Task
+from ledger.rules import check_new_task
+from ledger.sequence import IdSequence
 from ledger.errors import (
     ConcurrentWriteError,
     DuplicateTaskError,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
@@ -19,7 +17,11 @@ from ledger.errors import (
     NoRunDueError,
     TaskDroppedError,
 )
+from ledger.hashing import event_hash
+from ledger.rules import ABSENT, check_limits, check_new_task, check_progress
 from ledger.state import TaskState, check_json, dump_json, ecosystem, load_json
+
+__all__ = ["Meta", "Task", "event_hash", "check_new_task", "is_task_event", "next_state"]
 
 
 @dataclass(frozen=True)
@@ -30,25 +32,6 @@ class Meta:
     request_id: str
     facade: str
     at: datetime
-
-
-def event_hash(event: Any) -> str:
-    """Deterministic content hash of one stored event (links the per-stream hash chain)."""
-    fields = {k: v for k, v in vars(event).items()}
-    fields["topic"] = f"{type(event).__module__}:{type(event).__qualname__}"
-    return hashlib.sha256(dump_json(_canonical(fields)).encode()).hexdigest()
-
-
-def _canonical(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _canonical(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_canonical(v) for v in value]
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return str(value)
 
 
 class Chained:
@@ -384,7 +367,7 @@ class Task(Aggregate):
             raise InvalidValueError(unknown[0], "is not an updatable field")
         if "schedule" in changes:
             self._check_schedule_change(changes["schedule"])
-        _check_limits(changes.get("max_retries", _ABSENT), changes.get("heartbeat_timeout", _ABSENT))
+        check_limits(changes.get("max_retries", ABSENT), changes.get("heartbeat_timeout", ABSENT))
         for field, value in changes.items():
             check_json(field, value)
         self._record(self.Updated, meta, changes_json=dump_json(changes))
@@ -415,7 +398,7 @@ class Task(Aggregate):
             return st.STOP
         if s.state not in st.LEASED:
             return {st.PAUSED: st.PAUSE, st.CANCELLED: st.CANCEL}.get(s.state, st.STOP)
-        _check_progress(progress)
+        check_progress(progress)
         check_json("stats", stats)
         self._record(self.HeartbeatRecorded, meta, lease_epoch=lease_epoch, progress=progress,
                      message=message, stats_json=None if stats is None else dump_json(stats))
@@ -423,7 +406,7 @@ class Task(Aggregate):
 
     def report_progress(self, meta: Meta, lease_epoch: int, progress: float, message: str | None = None) -> None:
         self._require_lease("report progress", lease_epoch)
-        _check_progress(progress)
+        check_progress(progress)
         self._record(self.ProgressReported, meta, lease_epoch=lease_epoch, progress=progress, message=message)
 
     def update_step(self, meta: Meta, lease_epoch: int, step: int, status: str | None,
@@ -515,53 +498,6 @@ class Task(Aggregate):
         if not force and self.state.state not in droppable:
             raise IllegalTransitionError(self.id, self.state.state, "drop without force", droppable)
         self._record(self.Dropped, meta, force=force)
-
-
-def _check_progress(progress: float | None) -> None:
-    if progress is not None and not 0 <= progress <= 100:
-        raise InvalidValueError("progress", "must be between 0 and 100")
-
-
-_ABSENT: Any = object()
-
-
-def _check_limits(max_retries: Any, heartbeat_timeout: Any) -> None:
-    """None is a value here, not "unchanged": an update that omits a limit passes _ABSENT."""
-    if max_retries is not _ABSENT and (
-            isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0):
-        raise InvalidValueError("max_retries", "must be an integer, 0 or more")
-    if heartbeat_timeout is not _ABSENT and (
-            isinstance(heartbeat_timeout, bool) or not isinstance(heartbeat_timeout, (int, float))
-            or not math.isfinite(heartbeat_timeout) or heartbeat_timeout <= 0):
-        raise InvalidValueError("heartbeat_timeout", "must be a finite number of seconds more than 0")
-
-
-def check_new_task(max_retries: int, heartbeat_timeout: float, **json_fields: Any) -> None:
-    """Validates the limits and the caller JSON of a task about to be created."""
-    _check_limits(max_retries, heartbeat_timeout)
-    for field, value in json_fields.items():
-        check_json(field, value)
-
-
-class IdSequence(Aggregate):
-    """Hands out sequential numbers within one scope (HugeGraph task ids are numbers per graph)."""
-
-    class Created(Aggregate.Created):
-        scope: str
-
-    class Allocated(Aggregate.Event):
-        value: int
-
-        def apply(self, aggregate: Any) -> None:
-            aggregate.last = self.value
-
-    def __init__(self, scope: str) -> None:
-        self.scope = scope
-        self.last = 0
-
-    def allocate(self, at: datetime) -> int:
-        self.trigger_event(self.Allocated, timestamp=at, value=self.last + 1)
-        return self.last
 
 
 def is_task_event(event: Any) -> bool:
