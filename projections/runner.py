@@ -1,11 +1,20 @@
-"""Runs projections: one leader per projection (PostgreSQL advisory lock), restart after errors."""
+"""Runs projections: one leader per projection (PostgreSQL advisory lock), restart after errors.
+
+The leader also hands its lead over on request: a rebuild (`taskledger rebuild`) queues for the
+lock with `request_lead`; the leader sees the waiting request between events, stops its runner
+(the event in hand is finished and committed), releases the lock and then tries to lead again.
+When it gets the lock back it starts from the tracked position, which the rebuild may have moved.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+import time
 import zlib
 from collections.abc import Mapping
+from typing import Any
 
 import psycopg
 from eventsourcing.projection import ProjectionRunner
@@ -16,10 +25,50 @@ from projections.registry import PROJECTIONS
 log = logging.getLogger(__name__)
 LOCK_SPACE = 0x7A5C
 
+# Sessions holding (granted) or waiting for (not granted) the key; only `request_lead` waits, runners only try.
+LEAD_LOCKS = """
+SELECT EXISTS (SELECT 1 FROM pg_locks
+               WHERE locktype = 'advisory' AND granted = %s AND objsubid = 1
+                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                 AND classid = %s::bigint::oid AND objid = %s::bigint::oid)
+"""
+
 
 def lock_key(name: str) -> int:
     """A bigint advisory-lock key unique to one projection."""
     return (LOCK_SPACE << 32) | zlib.crc32(f"projection:{name}".encode())
+
+
+def handover_requested(conn: psycopg.Connection[Any], name: str) -> bool:
+    """Whether a session waits for this projection's leader lock (a rebuild asking for the lead)."""
+    return _lead_lock(conn, name, granted=False)
+
+
+def lead_held(conn: psycopg.Connection[Any], name: str) -> bool:
+    """Whether some session holds this projection's leader lock (a runner leads, or a rebuild switches)."""
+    return _lead_lock(conn, name, granted=True)
+
+
+def _lead_lock(conn: psycopg.Connection[Any], name: str, granted: bool) -> bool:
+    key = lock_key(name)
+    row = conn.execute(LEAD_LOCKS, (granted, key >> 32, key & 0xFFFFFFFF)).fetchone()
+    return bool(row and row[0])
+
+
+def request_lead(conn: psycopg.Connection[Any], name: str, timeout: float) -> None:
+    """Blocks until `conn` (autocommit) holds the projection's leader lock; a running leader hands over.
+
+    Raises psycopg.errors.LockNotAvailable when no leader let go within `timeout` seconds.
+    """
+    conn.execute(f"SET lock_timeout = {max(1, int(timeout * 1000))}")
+    try:
+        conn.execute("SELECT pg_advisory_lock(%s::bigint)", (lock_key(name),))
+    finally:
+        conn.execute("SET lock_timeout = 0")
+
+
+def release_lead(conn: psycopg.Connection[Any], name: str) -> None:
+    conn.execute("SELECT pg_advisory_unlock(%s::bigint)", (lock_key(name),))
 
 
 class SupervisedProjection(threading.Thread):
@@ -34,6 +83,9 @@ class SupervisedProjection(threading.Thread):
         self.stopping = stopping
         self.retry_delay = retry_delay
         self.failures = 0
+        self.handovers = 0
+        self.handed_over_at = float("-inf")
+        self.leading = threading.Event()
         self.last_error: str | None = None
 
     def run(self) -> None:
@@ -49,23 +101,48 @@ class SupervisedProjection(threading.Thread):
 
     def _lead(self) -> None:
         with psycopg.connect(self.conninfo, autocommit=True) as lock_conn:
-            while not self.stopping.is_set():
-                got = lock_conn.execute("SELECT pg_try_advisory_lock(%s::bigint)",
-                                        (lock_key(self.projection_name),)).fetchone()
-                if got and got[0]:
-                    break
-                self.stopping.wait(1.0)
-            else:
+            if not self._acquire(lock_conn):
                 return
+            self.leading.set()
             log.info("projection %s: leading", self.projection_name)
-            projection_class, view_class = PROJECTIONS[self.projection_name]
-            with ProjectionRunner(application_class=TaskLedger, projection_class=projection_class,
-                                  view_class=view_class, env=self.env) as runner:
+            try:
+                self._project(lock_conn)
+            finally:
+                self.leading.clear()
+                with contextlib.suppress(psycopg.Error):
+                    release_lead(lock_conn, self.projection_name)
+
+    def _acquire(self, lock_conn: psycopg.Connection[Any]) -> bool:
+        while not self.stopping.is_set():
+            got = lock_conn.execute("SELECT pg_try_advisory_lock(%s::bigint)",
+                                    (lock_key(self.projection_name),)).fetchone()
+            if got and got[0]:
+                return True
+            # Soon after a handover the rebuild gives the lead back within seconds: ask more often then.
+            self.stopping.wait(0.1 if time.monotonic() - self.handed_over_at < 60 else 1.0)
+        return False
+
+    def _project(self, lock_conn: psycopg.Connection[Any]) -> None:
+        """Runs the projection until stopped, failed, or asked to hand over (then it returns to queue again)."""
+        projection_class, view_class = PROJECTIONS[self.projection_name]
+        runner = ProjectionRunner(application_class=TaskLedger, projection_class=projection_class,
+                                  view_class=view_class, env=self.env)
+        try:
+            with runner:
                 while not self.stopping.is_set():
                     runner.run_forever(timeout=0.5)
                     if runner.is_interrupted.is_set() and not self.stopping.is_set():
                         raise RuntimeError("projection runner stopped without an error")
-                    lock_conn.execute("SELECT 1")
+                    if handover_requested(lock_conn, self.projection_name):
+                        self.handovers += 1
+                        self.handed_over_at = time.monotonic()
+                        log.info("projection %s: handing the lead over on request (a rebuild)",
+                                 self.projection_name)
+                        return
+        finally:
+            datastore = getattr(runner.view, "datastore", None)  # its pool would linger until collected
+            if datastore is not None:
+                datastore.close()
 
 
 def start_projections(env: Mapping[str, str], conninfo: str, stopping: threading.Event,

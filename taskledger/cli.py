@@ -20,7 +20,7 @@ EPILOG = """examples:
   taskledger watchdog                    # expires leases whose heartbeats stopped (production role)
   taskledger users add alice --role operator
   taskledger users token alice --label ci
-  taskledger audit 6f1c…                 # a task's timeline; replay, verify, export, import likewise
+  taskledger audit 6f1c…                 # a task's timeline; replay, verify, export, import, rebuild likewise
 """
 
 

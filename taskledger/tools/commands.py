@@ -1,7 +1,7 @@
-"""The tools' subcommands: `register(subparsers)` adds audit, replay, verify, export and import to
-the `taskledger` CLI; `main()` runs them alone (`python -m taskledger.tools.commands`).
+"""The tools' subcommands: `register(subparsers)` adds audit, replay, verify, export, import and rebuild
+to the `taskledger` CLI; `main()` runs them alone (`python -m taskledger.tools.commands`).
 
-Exit codes: 0 done (verify: all consistent), 1 verify or audit found a problem in the data,
+Exit codes: 0 done (verify: all consistent), 1 verify, audit or rebuild found a problem in the data,
 2 the command could not run (bad arguments, unknown task, unreachable database, bad import file).
 """
 
@@ -47,6 +47,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                 "TASKLEDGER_DATABASE_URL=postgresql://u:p@new-db/taskledger taskledger import ledger.jsonl")
     load.add_argument("file", metavar="FILE", help="an export file, or - for standard input")
     _quiet(load)
+    _register_rebuild(subparsers)
+
+
+def _register_rebuild(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = _add(subparsers, "rebuild", "rebuild read tables blue/green: build fresh ones from position 0, "
+                  "verify, switch atomically", cmd_rebuild,
+                  "taskledger rebuild --dry-run        # what it would do: tables, positions, events to apply\n"
+                  "  taskledger rebuild                  # every projection; killed midway, the next run resumes\n"
+                  "  taskledger rebuild task_view --drop-retired")
+    parser.add_argument("projections", nargs="*", metavar="PROJECTION",
+                        help="projections to rebuild: task_view, run_history (default: all)")
+    parser.add_argument("--dry-run", action="store_true", help="report what would be done; change nothing")
+    parser.add_argument("--accept-differences", action="store_true",
+                        help="switch even if the rebuilt tables differ from the live ones (the live ones are wrong: "
+                             "a fixed or changed projection, rows edited by hand); the differences are listed")
+    parser.add_argument("--drop-retired", action="store_true",
+                        help="after the switch, drop the old tables instead of keeping them for a rollback")
+    parser.add_argument("--restart", action="store_true",
+                        help="discard an unfinished earlier rebuild instead of resuming it")
+    parser.add_argument("--handover-timeout", type=_positive_seconds, default=30.0, metavar="SECONDS",
+                        help="how long to wait for the live runners to hand their lead over (default 30)")
+    _quiet(parser)
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds more than 0 and at most 3600")
+    return value
 
 
 def _add(subparsers: argparse._SubParsersAction, name: str, help_text: str,  # type: ignore[type-arg]
@@ -180,6 +212,36 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     print(f"imported {done.events} events (positions {done.first}..{done.last}) into {where(url)}; the "
           f"projections build the read tables when the service or `taskledger project` runs; then run "
           f"`taskledger verify`", file=sys.stderr)
+    return 0
+
+
+def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
+    from projections.registry import PROJECTIONS
+    from taskledger.tools import rebuild as rb
+
+    unknown = [n for n in args.projections if n not in PROJECTIONS]
+    if unknown:
+        print(f"taskledger rebuild: unknown projection {unknown[0]!r}; known: {', '.join(PROJECTIONS)}",
+              file=sys.stderr)
+        return CANNOT_RUN
+    names = list(dict.fromkeys(args.projections)) or list(PROJECTIONS)
+    url = _database(settings)
+    if args.dry_run:
+        for line in rb.render(rb.plan(url, names)):
+            print(line)
+        return 0
+    options = rb.Options(accept_differences=args.accept_differences, drop_retired=args.drop_retired,
+                         restart=args.restart, handover_timeout=args.handover_timeout, progress=not args.quiet)
+    try:
+        done = rb.rebuild(url, names, options)
+    except (rb.Refused, rb.Unappliable) as exc:
+        print(f"taskledger rebuild: {exc}", file=sys.stderr)
+        for line in getattr(exc, "details", []):
+            print(f"  {line}", file=sys.stderr)
+        return 1
+    for switched in done:
+        for line in rb.describe(switched):
+            print(line)
     return 0
 
 

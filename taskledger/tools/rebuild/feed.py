@@ -1,0 +1,113 @@
+"""Feeds the log, in order and in batches, to projection tables up to a bound per table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from eventsourcing.persistence import InterfaceError, OperationalError
+from psycopg import sql
+
+from taskledger.tools.rebuild.tables import ProjectionTables
+from taskledger.tools.store import COLUMNS, EVENTS_TABLE, Decoder, StoredRow, ToolError, connect
+from taskledger.tools.verify import UNREADABLE
+
+BATCH = 500
+FETCH = sql.SQL("SELECT {} FROM {} WHERE notification_id > %s AND notification_id <= %s "
+                "ORDER BY notification_id LIMIT %s").format(sql.SQL(COLUMNS), sql.Identifier(EVENTS_TABLE))
+
+
+class Unappliable(Exception):
+    """An event the projection cannot apply: the live runner would stop at it too (a data problem)."""
+
+
+@dataclass
+class Target:
+    """Projection tables and the position to feed them up to."""
+
+    tables: ProjectionTables
+    upto: int
+
+
+def head(conn: psycopg.Connection[Any]) -> int:
+    row = conn.execute(sql.SQL("SELECT coalesce(max(notification_id), 0) FROM {}").format(
+        sql.Identifier(EVENTS_TABLE))).fetchone()
+    return int(row[0]) if row else 0
+
+
+def pending(conn: psycopg.Connection[Any], targets: Sequence[Target]) -> int:
+    """How many events of the log the targets still have to pass."""
+    lo, hi = _span(targets)
+    if lo >= hi:
+        return 0
+    row = conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE notification_id > %s AND notification_id <= %s")
+                       .format(sql.Identifier(EVENTS_TABLE)), (lo, hi)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def feed(url: str, decoder: Decoder, targets: Sequence[Target], shown: Any, batch: int = BATCH) -> int:
+    """Applies every event after each target's position up to its bound; returns how many events were read.
+
+    Each batch commits the tables and their tracking position together, so a run killed at any point
+    resumes after the last committed batch.
+    """
+    lo, hi = _span(targets)
+    read = 0
+    with connect(url, autocommit=True) as conn:
+        while lo < hi:
+            rows = [StoredRow(p, o, v, t, bytes(s)) for p, o, v, t, s in conn.execute(FETCH, (lo, hi, batch))]
+            if not rows:
+                break
+            _apply_batch(decoder, targets, rows)
+            read += len(rows)
+            shown.update(len(rows))
+            lo = rows[-1].position
+    for target in targets:
+        target.tables.fed = max(target.tables.fed, min(target.upto, hi))
+    return read
+
+
+def _span(targets: Sequence[Target]) -> tuple[int, int]:
+    behind = [t for t in targets if t.tables.fed < t.upto]
+    if not behind:
+        return 0, 0
+    return min(t.tables.fed for t in behind), max(t.upto for t in behind)
+
+
+def _apply_batch(decoder: Decoder, targets: Sequence[Target], rows: list[StoredRow]) -> None:
+    busy = [t for t in targets if t.tables.fed < rows[-1].position and t.tables.fed < t.upto]
+    with ExitStack() as stack:
+        for target in busy:
+            stack.enter_context(target.tables.batch())
+        for row in rows:
+            event: Any = None
+            for target in busy:
+                if not target.tables.fed < row.position <= target.upto:
+                    continue
+                if target.tables.wants(row.topic):
+                    event = event if event is not None else _decode(decoder, row)
+                    _apply(target.tables, row, event)
+                target.tables.fed = row.position
+
+
+def _decode(decoder: Decoder, row: StoredRow) -> Any:
+    try:
+        return decoder.event(row)
+    except UNREADABLE as exc:
+        raise Unappliable(f"the event at position {row.position} (task {row.originator_id} "
+                          f"v{row.originator_version}) cannot be decoded: {type(exc).__name__}: {exc}") from None
+
+
+def _apply(tables: ProjectionTables, row: StoredRow, event: Any) -> None:
+    try:
+        tables.apply(row.position, event)
+    except (OperationalError, InterfaceError, psycopg.OperationalError) as exc:
+        raise ToolError(f"lost the connection to PostgreSQL at position {row.position} ({exc}); run the "
+                        f"command again: it resumes where it stopped") from None
+    except (*UNREADABLE, psycopg.Error) as exc:
+        raise Unappliable(f"{tables.name} cannot apply the event at position {row.position} (task "
+                          f"{row.originator_id} v{row.originator_version}) to schema {tables.schema}: "
+                          f"{type(exc).__name__}: {exc}") from None
