@@ -88,17 +88,22 @@ def wait_caught_up(url: str, timeout: float = 60.0) -> dict[str, int]:
         time.sleep(0.05)
 
 
-def replay_into_fresh(src_url: str, fresh_url: str) -> None:
-    """Builds the read tables of `fresh_url` from scratch out of src's events, with in-process runners."""
-    copy_events(src_url, fresh_url)
+def project_to_head(url: str) -> None:
+    """Runs the real projection runners in-process until they reach the head, then stops them."""
     stopping = threading.Event()
-    threads = start_projections(eventsourcing_env(fresh_url, pool_size=2), fresh_url, stopping)
+    threads = start_projections(eventsourcing_env(url, pool_size=2), url, stopping)
     try:
-        wait_caught_up(fresh_url)
+        wait_caught_up(url)
     finally:
         stopping.set()
         for thread in threads:
             thread.join(timeout=10)
+
+
+def replay_into_fresh(src_url: str, fresh_url: str) -> None:
+    """Builds the read tables of `fresh_url` from scratch out of src's events, with in-process runners."""
+    copy_events(src_url, fresh_url)
+    project_to_head(fresh_url)
 
 
 def read_tables(url: str) -> dict[str, list[dict[str, Any]]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from uuid import UUID
@@ -11,28 +10,15 @@ from uuid import UUID
 import pytest
 
 from ledger.application import TaskLedger
-from projections.runner import start_projections
 from taskledger.config import eventsourcing_env, load_settings
 from taskledger.tools.commands import register
-from tests.projections.helpers import drive, wait_caught_up
+from tests.projections.helpers import drive, project_to_head
 
 
 @dataclass(frozen=True)
 class Workload:
     url: str
     task_ids: list[UUID]
-
-
-def project_to_head(url: str) -> None:
-    """Runs the real projection runners in-process until they reach the head, then stops them."""
-    stopping = threading.Event()
-    threads = start_projections(eventsourcing_env(url, pool_size=2), url, stopping)
-    try:
-        wait_caught_up(url)
-    finally:
-        stopping.set()
-        for thread in threads:
-            thread.join(timeout=10)
 
 
 @pytest.fixture

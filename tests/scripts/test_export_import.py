@@ -17,7 +17,8 @@ from ledger.application import TaskLedger
 from taskledger.config import eventsourcing_env
 from taskledger.tools.verify import verify
 from tests.projections.helpers import read_tables
-from tests.scripts.conftest import CLI, Workload, project_to_head
+from tests.projections.helpers import project_to_head
+from tests.scripts.conftest import CLI, Workload
 
 Made = Callable[..., Workload]
 

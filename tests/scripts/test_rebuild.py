@@ -20,7 +20,8 @@ from taskledger.config import eventsourcing_env
 from taskledger.migrate import migrate
 from taskledger.tools.verify import verify
 from tests.projections.helpers import WHO, positions, read_tables, replay_into_fresh
-from tests.scripts.conftest import CLI, Workload, project_to_head
+from tests.projections.helpers import project_to_head
+from tests.scripts.conftest import CLI, Workload
 
 Made = Callable[..., Workload]
 ROOT = Path(__file__).resolve().parents[2]
