@@ -1,16 +1,15 @@
-"""TaskLedger: the application service. Each method loads a task, asks it to act, saves."""
+"""TaskLedger: the application service. Each method loads a task, asks it to act, appends, answers."""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
-from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.application import AggregateNotFoundError
 
 from ledger import commands as c
 from ledger import recurrence as rec
@@ -22,6 +21,7 @@ from ledger.errors import (
     DuplicateTaskError,
     IdempotencyKeyReusedError,
     IllegalTransitionError,
+    LedgerError,
     NoTaskAvailableError,
     TaskDroppedError,
     TaskNotFoundError,
@@ -30,9 +30,10 @@ from ledger.errors import (
 from ledger.history import describe_event
 from ledger.schedule import Calendar, normalize_schedule
 from ledger.state import TaskState, dump_json, ecosystem
+from ledger.store import DEFAULT_CACHE_SIZE, DEFAULT_SNAPSHOT_INTERVAL
+from ledger.streams import WRITE_ATTEMPTS, Acted, Pending, StreamApplication
 
 TASK_IDS = uuid5(NAMESPACE_URL, "urn:taskledger:task")
-WRITE_ATTEMPTS = 3
 # Occurrences one write records at most (a long gap is recorded over several scheduler ticks).
 OCCURRENCES_PER_WRITE = 1000
 
@@ -58,14 +59,15 @@ def idempotent_task_id(actor: str, key: str) -> UUID:
     return uuid5(TASK_IDS, f"idempotency\n{actor}\n{key}")
 
 
-class TaskLedger(Application[UUID]):
+class TaskLedger(StreamApplication):
     """Records every task action as an event and answers history questions from the event store."""
 
     name = "TaskLedger"
 
     def __init__(self, env: dict[str, str] | None = None, clock: Callable[[], datetime] = utc_now,
-                 calendar: Calendar | None = None) -> None:
-        super().__init__(env)
+                 calendar: Calendar | None = None, *, cache_size: int = DEFAULT_CACHE_SIZE,
+                 snapshot_interval: int = DEFAULT_SNAPSHOT_INTERVAL) -> None:
+        super().__init__(env, cache_size=cache_size, snapshot_interval=snapshot_interval)
         self.clock = clock
         self.calendar = calendar
 
@@ -76,10 +78,11 @@ class TaskLedger(Application[UUID]):
         fingerprint = _fingerprint(cmd, caller)
         task_id, cmd = self._identity(cmd, caller)
         task = Task.create(self._meta(caller), task_id, **self._created_fields(cmd, caller, fingerprint))
-        try:
-            return self._save(task)
-        except IntegrityError:
+        appended = self.streams.append([self._append_of(Pending(task))])
+        if task_id in appended.stale:
             return self._replay_create(task_id, cmd, fingerprint)
+        self.cache.put(task_id, task)
+        return c.Written(task_id, task.version, appended.positions[task_id][-1], state=task.state)
 
     def update_task(self, cmd: c.UpdateTask, caller: c.Caller) -> c.Written:
         changes = dict(cmd.changes)
@@ -106,8 +109,16 @@ class TaskLedger(Application[UUID]):
         raise NoTaskAvailableError("no queued task matches the claim")
 
     def record_heartbeat(self, cmd: c.RecordHeartbeat, caller: c.Caller) -> c.Written:
-        return self._act(cmd.task_id, lambda t: {"directive": t.heartbeat(
-            self._meta(caller), cmd.lease_epoch, cmd.progress, cmd.message, cmd.stats)})
+        return self._act(cmd.task_id, self._heartbeat(cmd, caller))
+
+    def record_heartbeats(self, cmds: Sequence[c.RecordHeartbeat], caller: c.Caller) -> list[c.Written | LedgerError]:
+        """Many heartbeats in one transaction; an item that conflicts is run again alone, a refused one answers alone."""
+        done = self.act_many([(cmd.task_id, self._heartbeat(cmd, caller)) for cmd in cmds], missing=TaskNotFoundError)
+        return [d if isinstance(d, LedgerError) else self._written(d) for d in done]
+
+    def _heartbeat(self, cmd: c.RecordHeartbeat, caller: c.Caller) -> Callable[[Task], Any]:
+        return lambda t: {"directive": t.heartbeat(self._meta(caller), cmd.lease_epoch, cmd.progress, cmd.message,
+                                                   cmd.stats)}
 
     def report_progress(self, cmd: c.ReportProgress, caller: c.Caller) -> c.Written:
         return self._act(cmd.task_id, lambda t: t.report_progress(
@@ -168,8 +179,11 @@ class TaskLedger(Application[UUID]):
     def task_as_of(self, task_id: UUID, *, version: int | None = None,
                    at: datetime | None = None) -> TaskState:
         """The task exactly as it was at a version or an instant (dropped tasks included)."""
+        task_id = task_id if isinstance(task_id, UUID) else UUID(str(task_id))
         if version is not None:
             return self._load(task_id, version=version).state
+        if at is None:
+            return self.current_task(task_id)
         task: Task | None = None
         for event in self.events.get(task_id):
             stored: Any = event
@@ -179,6 +193,13 @@ class TaskLedger(Application[UUID]):
         if task is None:
             raise TaskNotFoundError(task_id)
         return task.state
+
+    def current_task(self, task_id: UUID) -> TaskState:
+        """The task as the event store has it now (the view may lag; this never does)."""
+        found = self.fetch([task_id]).get(task_id)
+        if found is None:
+            raise TaskNotFoundError(task_id)
+        return found.state  # type: ignore[no-any-return]
 
     def task_events(self, task_id: UUID, after_version: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
         """The task's audit timeline, oldest first."""
@@ -195,22 +216,25 @@ class TaskLedger(Application[UUID]):
 
     def allocate_number(self, scope: str) -> int:
         """The next number of a scope; numbers are never reused (a failed create leaves a gap)."""
+        key = sequence_id(scope)
         for _ in range(WRITE_ATTEMPTS * 10):
             try:
-                sequence: IdSequence = self.repository.get(sequence_id(scope))  # type: ignore[assignment]
-            except AggregateNotFoundError:
-                sequence = IdSequence._create(IdSequence.Created, id=sequence_id(scope), scope=scope,
-                                              timestamp=self.clock())
-            number = sequence.allocate(self.clock())
-            try:
-                self.save(sequence)
-                return number
-            except IntegrityError:
+                acted = self.act(key, lambda s: s.allocate(self.clock()), missing=_NoSequence)
+                return int(acted.extra)
+            except _NoSequence:
+                sequence = IdSequence._create(IdSequence.Created, id=key, scope=scope, timestamp=self.clock())
+                number = sequence.allocate(self.clock())
+                if key in self.streams.append([self._append_of(Pending(sequence))]).positions:
+                    self.cache.put(key, sequence)
+                    return number
+            except ConcurrentWriteError:
                 continue
-        raise ConcurrentWriteError(sequence_id(scope))
+        raise ConcurrentWriteError(key)
 
     def head_position(self) -> int:
-        return self.recorder.max_notification_id() or 0
+        """The highest committed log position: a read that waits for it sees everything committed before."""
+        top = getattr(self.recorder, "committed_head", None)
+        return int(top() if top is not None else self.recorder.max_notification_id() or 0)
 
     def stream(self, after: int = 0, batch: int = 500) -> Iterator[tuple[int, Any]]:
         """Every (position, event) after a position, for exports and replays."""
@@ -229,25 +253,19 @@ class TaskLedger(Application[UUID]):
 
     def _load(self, task_id: UUID, version: int | None = None) -> Task:
         try:
-            return self.repository.get(task_id, version=version)  # type: ignore[return-value]
+            return self.history(task_id, version)  # type: ignore[no-any-return]
         except AggregateNotFoundError:
             raise TaskNotFoundError(task_id) from None
 
-    def _save(self, task: Task, **extra: Any) -> c.Written:
-        recordings = self.save(task)
-        return c.Written(task.id, task.version, recordings[-1].notification.id, **extra)
-
     def _act(self, task_id: UUID, action: Callable[[Task], Any], retry: bool = True) -> c.Written:
-        for attempt in range(WRITE_ATTEMPTS if retry else 1):
-            task = self._load(task_id)
-            extra = action(task) or {}
-            if not task.pending_events:
-                return c.Written(task.id, task.version, self.head_position(), **extra)
-            try:
-                return self._save(task, **extra)
-            except IntegrityError:
-                continue
-        raise ConcurrentWriteError(task_id)
+        return self._written(self.act(task_id, action, retry=retry, missing=TaskNotFoundError))
+
+    def _written(self, acted: Acted) -> c.Written:
+        """The write receipt, carrying the state the write produced (no responder reads the store again)."""
+        extra = acted.extra if isinstance(acted.extra, dict) else {}
+        position = acted.position if acted.position is not None else self.head_position()
+        state = acted.aggregate.state if acted.version == acted.aggregate.version else None
+        return c.Written(acted.aggregate.id, acted.version, position, state=state, **extra)
 
     def _identity(self, cmd: c.CreateTask, caller: c.Caller) -> tuple[UUID, c.CreateTask]:
         """The task id (deterministic where a duplicate must be caught) and the command, numbered if due."""
@@ -277,10 +295,17 @@ class TaskLedger(Application[UUID]):
         """A create whose id already exists: the same idempotent request gets its first answer."""
         existing = self._load(task_id, version=1)
         if fingerprint is not None and existing.idempotency == fingerprint:
-            return c.Written(task_id, 1, self.head_position(), replayed=True)
+            return c.Written(task_id, 1, self.head_position(), replayed=True, state=existing.state)
         if cmd.external_id is not None:
             raise DuplicateTaskError(task_id, cmd.external_id)
         raise IdempotencyKeyReusedError(cmd.idempotency_key or "")
+
+
+class _NoSequence(Exception):
+    """The scope has no id sequence yet."""
+
+    def __init__(self, _: UUID) -> None:
+        super().__init__("no sequence yet")
 
 
 def _fingerprint(cmd: c.CreateTask, caller: c.Caller) -> str | None:

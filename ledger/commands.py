@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
+
+if TYPE_CHECKING:
+    from ledger.state import TaskState
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,7 @@ class Written:
     directive: str | None = None
     sequence: int | None = None
     replayed: bool = False
+    state: TaskState | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

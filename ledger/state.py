@@ -62,6 +62,15 @@ def check_json(field: str, value: Any) -> None:
             stack.extend((v, depth + 1) for v in item)
 
 
+def _copy(value: Any) -> Any:
+    kind = type(value)
+    if kind is dict:
+        return {k: _copy(v) for k, v in value.items()}
+    if kind is list:
+        return [_copy(v) for v in value]
+    return value
+
+
 def load_json(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
@@ -109,7 +118,13 @@ class TaskState:
     chain_hash: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {key: _copy(value) for key, value in self.__dict__.items()}
+
+    def copy(self) -> TaskState:
+        """An independent copy (the state holds only JSON values, so copying them is enough)."""
+        copied = object.__new__(TaskState)
+        copied.__dict__.update(self.to_dict())
+        return copied
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TaskState:

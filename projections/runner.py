@@ -17,10 +17,17 @@ from collections.abc import Mapping
 from typing import Any
 
 import psycopg
-from eventsourcing.projection import ProjectionRunner
+from eventsourcing.persistence import InfrastructureFactory, Tracking
+from eventsourcing.utils import Environment
 
+from eventstore.recorder import LedgerRecorder
+from eventstore.tail import LogTail
 from ledger.application import TaskLedger
 from projections.registry import PROJECTIONS
+
+APPLICATION = TaskLedger.name
+# Seconds between looks for a rebuild queueing for the lead.
+HANDOVER_CHECK = 0.25
 
 log = logging.getLogger(__name__)
 LOCK_SPACE = 0x7A5C
@@ -87,6 +94,7 @@ class SupervisedProjection(threading.Thread):
         self.handed_over_at = float("-inf")
         self.leading = threading.Event()
         self.last_error: str | None = None
+        self.runner: BatchRunner | None = None
 
     def run(self) -> None:
         while not self.stopping.is_set():
@@ -124,15 +132,19 @@ class SupervisedProjection(threading.Thread):
 
     def _project(self, lock_conn: psycopg.Connection[Any]) -> None:
         """Runs the projection until stopped, failed, or asked to hand over (then it returns to queue again)."""
-        projection_class, view_class = PROJECTIONS[self.projection_name]
-        runner = ProjectionRunner(application_class=TaskLedger, projection_class=projection_class,
-                                  view_class=view_class, env=self.env)
+        _, view_class = PROJECTIONS[self.projection_name]
+        app = TaskLedger(self.env)
+        factory = InfrastructureFactory.construct(Environment(self.projection_name, self.env))
+        view = factory.tracking_recorder(view_class)
         try:
-            with runner:
+            with BatchRunner(app, view, self.projection_name) as runner:
+                self.runner = runner
+                checked = time.monotonic()
                 while not self.stopping.is_set():
-                    runner.run_forever(timeout=0.5)
-                    if runner.is_interrupted.is_set() and not self.stopping.is_set():
-                        raise RuntimeError("projection runner stopped without an error")
+                    runner.run_once(timeout=0.5)
+                    if time.monotonic() - checked < HANDOVER_CHECK:
+                        continue
+                    checked = time.monotonic()
                     if handover_requested(lock_conn, self.projection_name):
                         self.handovers += 1
                         self.handed_over_at = time.monotonic()
@@ -140,9 +152,40 @@ class SupervisedProjection(threading.Thread):
                                  self.projection_name)
                         return
         finally:
-            datastore = getattr(runner.view, "datastore", None)  # its pool would linger until collected
-            if datastore is not None:
-                datastore.close()
+            factory.close()
+            app.close()
+
+
+class BatchRunner:
+    """Applies the log to one projection's view in batches: each batch's rows and position in one transaction."""
+
+    def __init__(self, app: TaskLedger, view: Any, name: str) -> None:
+        self.app, self.view, self.name = app, view, name
+        self.position = view.max_tracking_id(APPLICATION) or 0
+        if not isinstance(app.recorder, LedgerRecorder):
+            raise TypeError("projection runners read through eventstore.recorder.LedgerRecorder")
+        self.tail = LogTail(app.recorder, self.position)
+        self.applied = 0
+        self.batches = 0
+
+    def run_once(self, timeout: float) -> int:
+        """Applies the next batch behind the fence (waiting up to `timeout` for one); how many events it read."""
+        batch = self.tail.next_batch(timeout)
+        if not batch:
+            return 0
+        decode = self.app.mapper.to_domain_event
+        wanted = [(n.id, decode(n)) for n in batch if self.view.wants(n.topic)]
+        self.view.apply_batch(wanted, Tracking(APPLICATION, batch[-1].id))
+        self.position = batch[-1].id
+        self.applied += len(batch)
+        self.batches += 1
+        return len(batch)
+
+    def __enter__(self) -> BatchRunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.tail.close()
 
 
 def start_projections(env: Mapping[str, str], conninfo: str, stopping: threading.Event,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from eventsourcing.persistence import Tracking
@@ -11,7 +12,12 @@ from psycopg.sql import SQL
 
 from ledger import recurrence as rec
 from ledger.domain import Task
-from projections.schema import OCCURRENCES_DDL, RUNS_DDL
+from projections.schema import ASYNC_COMMIT, OCCURRENCES_DDL, RUNS_DDL
+from projections.topics import topic_is
+
+# Every event that starts, ends or schedules a run (what `run_writes` looks at).
+RUN_EVENTS = (Task.Started, Task.Completed, Task.LeaseExpired, Task.Failed, Task.Paused, Task.Cancelled,
+              Task.Aborted, Task.Dropped, Task.RunTriggered, Task.OccurrenceSkipped, Task.OccurrencesMissed)
 
 START = """
 INSERT INTO task_runs (task_id, attempt, worker, started_at, outcome, position)
@@ -44,27 +50,46 @@ def _outcome(event: Any) -> tuple[str, str | None] | None:
 
 
 class PostgresRunHistory(PostgresTrackingRecorder):
-    """Writes run rows and the tracking position in one transaction."""
+    """Writes run rows and the tracking position in one transaction, many events at a time."""
 
     def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
         self.sql_create_statements.extend(SQL(s) for s in [*RUNS_DDL, *OCCURRENCES_DDL])  # type: ignore[misc]
 
+    def wants(self, topic: str) -> bool:
+        """Only the events that start, end or schedule runs; heartbeats and progress are not decoded."""
+        return topic_is(topic, *RUN_EVENTS)
+
     def apply(self, event: Any, tracking: Tracking) -> None:
+        self.apply_batch([(tracking.notification_id, event)], tracking)
+
+    def apply_batch(self, items: Sequence[tuple[int, Any]], tracking: Tracking) -> None:
+        """Applies events in log order and records `tracking` (the batch's last position), all or nothing."""
         with self.datastore.transaction(commit=True) as curs:
-            position = tracking.notification_id
-            if isinstance(event, Task.Started):
-                curs.execute(START, (event.originator_id, event.lease_epoch, event.worker,
-                                     event.timestamp, position))
-            elif (ending := _outcome(event)) is not None:
-                curs.execute(FINISH, {"at": event.timestamp, "outcome": ending[0], "message": ending[1],
-                                      "position": position, "task_id": event.originator_id})
-            for statement, rows in occurrence_writes(event, position):
-                if len(rows) == 1:
-                    curs.execute(statement, rows[0])
-                else:
-                    curs.executemany(statement, rows)
+            curs.execute(ASYNC_COMMIT)
+            self.write(curs, items)
             self._insert_tracking(curs, tracking)
+
+    def write(self, curs: Any, items: Sequence[tuple[int, Any]]) -> None:
+        statements = [w for position, event in items for w in run_writes(event, position)]
+        if not statements:
+            return
+        with curs.connection.pipeline():
+            for statement, params in statements:
+                curs.execute(statement, params)
+
+
+def run_writes(event: Any, position: int) -> list[tuple[str, Any]]:
+    """The statements one event makes on the run and occurrence rows, in order."""
+    found: list[tuple[str, Any]] = []
+    if isinstance(event, Task.Started):
+        found.append((START, (event.originator_id, event.lease_epoch, event.worker, event.timestamp, position)))
+    elif (ending := _outcome(event)) is not None:
+        found.append((FINISH, {"at": event.timestamp, "outcome": ending[0], "message": ending[1],
+                               "position": position, "task_id": event.originator_id}))
+    for statement, rows in occurrence_writes(event, position):
+        found.extend((statement, row) for row in rows)
+    return found
 
 
 class RunHistoryProjection(Projection[PostgresRunHistory]):

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+# Read tables are derived data: a commit lost in a crash is applied again from the durable log (the
+# rows and their tracking position commit together either way), so projections do not wait for fsync.
+ASYNC_COMMIT = "SET LOCAL synchronous_commit TO off"
+
 # Tasks whose schedule records occurrences (ledger.recurrence.ACTIVE); queries repeat it to use the index.
 ACTIVE_SCHEDULE = "NOT dropped AND state IN ('QUEUED', 'RUNNING') AND jsonb_typeof(doc -> 'schedule') = 'object'"
 

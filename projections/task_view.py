@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from eventsourcing.persistence import Tracking
@@ -13,7 +14,8 @@ from psycopg.types.json import Jsonb
 from ledger.domain import Task, is_task_event, next_state
 from ledger.recurrence import claimable, lease_deadline
 from ledger.state import TaskState
-from projections.schema import TASKS_DDL
+from projections.schema import ASYNC_COMMIT, TASKS_DDL
+from projections.topics import topic_is
 
 UPSERT = """
 INSERT INTO tasks (id, namespace, facade, name, type, state, submitter, worker,
@@ -37,26 +39,44 @@ VALUES (%s, %s, %s, %s, %s, %s, %s)
 
 
 class PostgresTaskView(PostgresTrackingRecorder):
-    """Writes task rows and the tracking position in one transaction."""
+    """Writes task rows and the tracking position in one transaction, many events at a time."""
 
     def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
         self.sql_create_statements.extend(SQL(s) for s in TASKS_DDL)  # type: ignore[misc]
 
+    def wants(self, topic: str) -> bool:
+        """Every task event changes its task's row (version, time, hash chain); bookkeeping events do not."""
+        return topic_is(topic, Task.Event, Task.Created)
+
     def apply(self, event: Any, tracking: Tracking) -> None:
+        self.apply_batch([(tracking.notification_id, event)], tracking)
+
+    def apply_batch(self, items: Sequence[tuple[int, Any]], tracking: Tracking) -> None:
+        """Applies events in log order and records `tracking` (the batch's last position), all or nothing."""
         with self.datastore.transaction(commit=True) as curs:
-            if not is_task_event(event):
-                self._insert_tracking(curs, tracking)
-                return
-            curs.execute("SELECT doc FROM tasks WHERE id = %s", (event.originator_id,))
-            row = curs.fetchone()
-            before = None if row is None else TaskState.from_dict(row["doc"])
-            state = next_state(before, event)
-            curs.execute(UPSERT, _row(state, tracking.notification_id))
-            if isinstance(event, Task.OutputAppended):
-                curs.execute(PAGE, (event.originator_id, event.buffer, event.sequence, event.data,
-                                    event.positions, event.last, tracking.notification_id))
+            curs.execute(ASYNC_COMMIT)
+            self.write(curs, items)
             self._insert_tracking(curs, tracking)
+
+    def write(self, curs: Any, items: Sequence[tuple[int, Any]]) -> None:
+        events = [(position, e) for position, e in items if is_task_event(e)]
+        if not events:
+            return
+        ids = list(dict.fromkeys(e.originator_id for _, e in events))
+        curs.execute("SELECT id, doc FROM tasks WHERE id = ANY(%s)", (ids,))
+        states: dict[Any, TaskState] = {row["id"]: TaskState.from_dict(row["doc"]) for row in curs.fetchall()}
+        positions: dict[Any, int] = {}
+        pages = []
+        for position, event in events:
+            states[event.originator_id] = next_state(states.get(event.originator_id), event)
+            positions[event.originator_id] = position
+            if isinstance(event, Task.OutputAppended):
+                pages.append((event.originator_id, event.buffer, event.sequence, event.data,
+                              event.positions, event.last, position))
+        curs.executemany(UPSERT, [_row(states[i], positions[i]) for i in ids])
+        if pages:
+            curs.executemany(PAGE, pages)
 
 
 def _row(state: TaskState, position: int) -> dict[str, Any]:

@@ -54,6 +54,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     )
 
 
+# Seconds a service session may sit idle inside a transaction before PostgreSQL ends it.
+IDLE_IN_TRANSACTION_TIMEOUT = 10
+
+
 def eventsourcing_env(database_url: str, *, create_table: bool = False, pool_size: int = 4) -> dict[str, str]:
     """The eventsourcing library's settings for a PostgreSQL URL (TCP or unix-socket host)."""
     info = conninfo_to_dict(database_url)
@@ -68,6 +72,10 @@ def eventsourcing_env(database_url: str, *, create_table: bool = False, pool_siz
         "POSTGRES_MAX_OVERFLOW": str(pool_size),
         "POSTGRES_CONNECT_TIMEOUT": "10",
         "POSTGRES_LOCK_TIMEOUT": "10",
+        # Appends without eventsourcing's table lock; readers are fenced instead (docs/architecture.md).
+        "APPLICATION_RECORDER_TOPIC": "eventstore.recorder:LedgerRecorder",
+        # An open transaction holding a transaction id holds every log reader back: none of ours may idle in one.
+        "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": str(IDLE_IN_TRANSACTION_TIMEOUT),
         # No pre-ping: the recorder already retries operational errors, and a ping is a round trip per checkout.
         "POSTGRES_PRE_PING": "n",
         "CREATE_TABLE": "yes" if create_table else "no",

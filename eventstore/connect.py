@@ -1,0 +1,16 @@
+"""Connections of their own (outside the datastore's pool) with the datastore's settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from eventsourcing.postgres import PostgresDatastore
+
+
+def own_connection(datastore: PostgresDatastore, application_name: str) -> psycopg.Connection[Any]:
+    """An autocommit connection to the datastore's database, not taken from its pool."""
+    pool_kwargs = datastore.pool.kwargs
+    given = pool_kwargs() if callable(pool_kwargs) else dict(pool_kwargs or {})
+    kwargs = {k: v for k, v in given.items() if k != "row_factory"}
+    return psycopg.Connection.connect(autocommit=True, application_name=application_name, **kwargs)

@@ -1,0 +1,82 @@
+"""Wake-ups for log readers, sent after commits and outside them, one per burst of writes.
+
+A NOTIFY inside the writing transaction takes PostgreSQL's global notification lock before the
+commit and holds it through the commit's WAL flush, so every writer would wait for every other
+writer's fsync again. Here a thread per process sends the NOTIFY on a connection of its own with
+asynchronous commit, after the writes it announces have committed; writes that commit while it is
+sending are announced by the next one. A reader never depends on a wake-up for correctness (the
+tail also looks on a timer); a wake-up only makes it look sooner.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg import sql
+
+from eventstore.connect import own_connection
+
+if TYPE_CHECKING:
+    from eventstore.recorder import LedgerRecorder
+
+log = logging.getLogger(__name__)
+RECONNECT_DELAY = 1.0
+
+
+class Notifier:
+    """Sends `NOTIFY <channel>` after `wake()`, coalescing wake-ups that come while one is being sent."""
+
+    def __init__(self, recorder: LedgerRecorder) -> None:
+        self.recorder = recorder
+        self.statement = sql.SQL("NOTIFY {}").format(sql.Identifier(recorder.channel_name))
+        self._wanted = threading.Event()
+        self._closing = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self.sent = 0
+
+    def wake(self) -> None:
+        self._wanted.set()
+        if self._thread is None:
+            self._start()
+
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._thread is None and not self._closing.is_set():
+                self._thread = threading.Thread(target=self._run, name="eventstore-notifier", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        conn: psycopg.Connection[Any] | None = None
+        while not self._closing.is_set():
+            if not self._wanted.wait(timeout=1.0):
+                continue
+            self._wanted.clear()
+            try:
+                conn = conn if conn is not None and not conn.closed else self._connect()
+                conn.execute(self.statement)
+                self.sent += 1
+            except psycopg.Error as exc:
+                log.warning("could not send the log wake-up (%s); readers look on their timer meanwhile", exc)
+                if conn is not None:
+                    conn.close()
+                conn = None
+                self._closing.wait(RECONNECT_DELAY)
+        if conn is not None:
+            conn.close()
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        conn = own_connection(self.recorder.datastore, "taskledger-notifier")
+        # A wake-up needs no durability; its commit must not wait for (or hold the queue lock through) fsync.
+        conn.execute("SET synchronous_commit TO off")
+        return conn
+
+    def close(self) -> None:
+        self._closing.set()
+        self._wanted.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
