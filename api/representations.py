@@ -247,6 +247,13 @@ def occurrences(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return result
 
 
+def written_doc(written: Written) -> dict[str, Any]:
+    """The task as the write left it (writes carry their state: nothing is read back to answer)."""
+    if written.state is None:
+        raise ValueError(f"the write of task {written.task_id} v{written.version} carries no state")
+    return written.state.to_dict()
+
+
 def etag(version: int) -> str:
     return f'"{version}"'
 

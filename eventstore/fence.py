@@ -25,6 +25,8 @@ from typing import Any, TypeVar
 from psycopg import sql
 
 T = TypeVar("T")
+# Positions a one-off read looks at past the fence for a gap-free run.
+HEAD_SCAN = 10000
 QUERY = ("SELECT pg_current_xact_id()::text::bigint AS xid, "
          "pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin, "
          "(SELECT max(notification_id) FROM {events}) AS top")
@@ -42,6 +44,8 @@ class Fence:
 
     def __init__(self, events_table: sql.Composable) -> None:
         self.query = sql.SQL(QUERY).format(events=events_table)
+        self.positions = sql.SQL("SELECT notification_id FROM {} WHERE notification_id > %s "
+                                 "AND notification_id <= %s ORDER BY notification_id LIMIT %s").format(events_table)
         self.safe = 0
         self.top = 0
         self._pending: deque[Candidate] = deque()
@@ -83,6 +87,23 @@ class Fence:
             delay = min(delay * 2, 0.02)
             safe = self.advance(conn)
         return safe
+
+
+    def readable_head(self, conn: Any, after: int = 0, timeout: float = 0.5) -> int:
+        """The highest position a reader that has read `after` may pass now: behind the fence, or gap-free.
+
+        Waits (at most `timeout` seconds) for the transactions in flight now when a gap is below the top.
+        """
+        safe = self.advance(conn)
+        while True:
+            top, start = self.top, max(after, safe)
+            ids = [int(_value(r, "notification_id", 0)) for r in
+                   conn.execute(self.positions, (start, top, HEAD_SCAN)).fetchall()]
+            taken = readable(ids, start, safe, int)
+            head = taken[-1] if taken else start
+            if head >= top or timeout <= 0:
+                return head
+            safe, timeout = self.settle(conn, timeout), 0.0
 
 
 def readable(rows: Sequence[T], after: int, safe: int, position: Callable[[T], int]) -> list[T]:

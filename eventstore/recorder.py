@@ -26,7 +26,7 @@ from eventsourcing.persistence import IntegrityError, Notification, ProgrammingE
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg import sql
 
-from eventstore.fence import Fence, readable
+from eventstore.fence import Fence
 from eventstore.notifier import Notifier
 from eventstore.tail import LogTail
 from ledger.store import Append, Appended, Stream
@@ -35,8 +35,7 @@ log = logging.getLogger(__name__)
 ATTEMPTS = 3
 # How long a one-off read (the /events feed, an export) waits for transactions in flight at its start.
 SETTLE_TIMEOUT = 0.5
-# Positions a one-off read looks at past the fence for a gap-free run.
-HEAD_SCAN = 10000
+
 
 # Every new row's notification id comes after its transaction's id: the order the fence relies on.
 POSITION_FUNCTION = """
@@ -139,9 +138,6 @@ class LedgerRecorder(PostgresApplicationRecorder):
             events=self.events_ident, snapshots=sql.SQL(SNAPSHOTS).format(snapshots=snapshots))
         self.read_streams_statement = sql.SQL(READ_STREAMS).format(events=self.events_ident, snapshots=snapshots)
         self.read_stream_statement = sql.SQL(READ_STREAM).format(events=self.events_ident, snapshots=snapshots)
-        self.positions_statement = sql.SQL(
-            "SELECT notification_id FROM {} WHERE notification_id > %s AND notification_id <= %s "
-            "ORDER BY notification_id LIMIT %s").format(self.events_ident)
         self.fence = Fence(self.events_ident)
         self.notifier = Notifier(self)
         self._checked = False
@@ -241,20 +237,9 @@ class LedgerRecorder(PostgresApplicationRecorder):
         return int((row or {}).get("max") or 0)
 
     def readable_head(self, after: int = 0, timeout: float = SETTLE_TIMEOUT) -> int:
-        """The highest position a reader that has read `after` may pass now: behind the fence, or gap-free."""
+        """The highest position a reader that has read `after` may pass now (see `Fence.readable_head`)."""
         with self.datastore.get_connection() as conn:
-            safe = self.fence.advance(conn)
-            while True:
-                top = self.fence.top
-                start = max(after, safe)
-                rows = conn.execute(self.positions_statement, (start, top, HEAD_SCAN)).fetchall()
-                ids = [int(next(iter(r.values())) if isinstance(r, dict) else r[0]) for r in rows]
-                taken = readable(ids, start, safe, int)
-                head = taken[-1] if taken else start
-                if head >= top or timeout <= 0:
-                    return head
-                # A gap below the top: wait (bounded) for the transactions in flight to end.
-                safe, timeout = self.fence.settle(conn, timeout), 0.0
+            return self.fence.readable_head(conn, after, timeout)
 
     def max_notification_id(self) -> int | None:
         return self.readable_head() or None

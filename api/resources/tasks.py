@@ -10,7 +10,7 @@ import falcon
 
 from api.parsing import caller, expected_version, idempotency_key
 from api.problems import Problem
-from api.representations import etag, task_doc, write_headers
+from api.representations import etag, task_doc, write_headers, written_doc
 from ledger.application import TaskLedger
 from ledger.commands import CreateTask, DropTask, UpdateTask
 from ledger.errors import TaskDroppedError, TaskNotFoundError
@@ -37,7 +37,7 @@ class TaskCollection:
             body["steps"] = tuple(body["steps"])
         written = self.ledger.create_task(CreateTask(**body, idempotency_key=idempotency_key(req)), caller(req))
         # A replayed create answers the task as first created, not as it is now.
-        resp.media = task_doc(self.ledger.task_as_of(written.task_id, version=1).to_dict())
+        resp.media = task_doc(written_doc(written))
         resp.status = falcon.HTTP_201
         resp.location = task_path(self.base, written.task_id)
         write_headers(resp, written)
@@ -94,7 +94,7 @@ class TaskItem:
     def on_put(self, req: falcon.Request, resp: falcon.Response, task_id: UUID) -> None:
         cmd = UpdateTask(task_id, req.context.body, expected_version(req))
         written = self.ledger.update_task(cmd, caller(req))
-        resp.media = task_doc(self.ledger.task_as_of(task_id, version=written.version).to_dict())
+        resp.media = task_doc(written_doc(written))
         write_headers(resp, written)
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, task_id: UUID) -> None:

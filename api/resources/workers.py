@@ -8,7 +8,7 @@ import falcon
 
 from api.parsing import caller
 from api.problems import ledger_problem, problem_body
-from api.representations import receipt, task_doc, write_headers
+from api.representations import receipt, task_doc, write_headers, written_doc
 from ledger.application import TaskLedger
 from ledger.commands import Caller, ClaimTask, RecordHeartbeat, Written
 from ledger.errors import LedgerError, NoTaskAvailableError
@@ -31,8 +31,7 @@ class Claims:
         except NoTaskAvailableError:
             resp.status = falcon.HTTP_204
             return
-        task = self.ledger.task_as_of(written.task_id, version=written.version)
-        resp.media = {**receipt(written), "task": task_doc(task.to_dict())}
+        resp.media = {**receipt(written), "task": task_doc(written_doc(written))}
         write_headers(resp, written)
 
     def _claim(self, body: dict[str, Any], who: Caller) -> Written:
@@ -52,25 +51,25 @@ class Claims:
 
 
 class Heartbeats:
-    """`/heartbeats`: many heartbeats in one request; each item answers its own status."""
+    """`/heartbeats`: many heartbeats in one transaction; each item answers its own status."""
 
     def __init__(self, ledger: TaskLedger) -> None:
         self.ledger = ledger
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        who = caller(req)
-        results = [self._one(dict(item), who, req.path) for item in req.context.body["heartbeats"]]
+        items = [dict(item) for item in req.context.body["heartbeats"]]
+        commands = [RecordHeartbeat(item.pop("task_id"), **item) for item in items]
+        done = self.ledger.record_heartbeats(commands, caller(req))
+        results = [_result(cmd, outcome, req.path) for cmd, outcome in zip(commands, done)]
         resp.media = {"results": results}
         positions = [r["position"] for r in results if "position" in r]
         if positions:
             resp.set_header("Ledger-Position", str(max(positions)))
 
-    def _one(self, item: dict[str, Any], who: Caller, path: str) -> dict[str, Any]:
-        task_id = item.pop("task_id")
-        try:
-            written = self.ledger.record_heartbeat(RecordHeartbeat(task_id, **item), who)
-        except LedgerError as error:
-            problem = ledger_problem(error)
-            return {"task_id": str(task_id), "status": problem.status_code, "problem": problem_body(problem, path)}
-        return {"task_id": str(task_id), "status": 200, "directive": written.directive,
-                "version": written.version, "position": written.position}
+
+def _result(cmd: RecordHeartbeat, outcome: Written | LedgerError, path: str) -> dict[str, Any]:
+    if isinstance(outcome, LedgerError):
+        problem = ledger_problem(outcome)
+        return {"task_id": str(cmd.task_id), "status": problem.status_code, "problem": problem_body(problem, path)}
+    return {"task_id": str(cmd.task_id), "status": 200, "directive": outcome.directive,
+            "version": outcome.version, "position": outcome.position}

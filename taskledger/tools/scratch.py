@@ -58,29 +58,29 @@ class RowDifference:
 
 
 class ScratchProjections:
-    """Fresh, empty copies of projections in their own schema, fed events one by one."""
+    """Fresh, empty copies of projections in their own schema, fed events in batches."""
 
     def __init__(self, url: str, names: Sequence[str], schema: str | None = None) -> None:
         self.url = url
         self.schema = schema or f"taskledger_scratch_{uuid4().hex[:10]}"
         self._execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(self.schema)))
         self.datastore = ScratchDatastore(url, self.schema)
-        self.projections: dict[str, Any] = {}
+        self.views: dict[str, Any] = {}
         self.tables: dict[str, list[str]] = {}
         for name in names:
-            projection_class, view_class = PROJECTIONS[name]
+            _, view_class = PROJECTIONS[name]
             before = self._table_names()
             view = view_class(self.datastore, tracking_table_name=f"{name}_tracking")
             view.create_table()
             self.tables[name] = sorted(self._table_names() - before - {f"{name}_tracking"})
-            self.projections[name] = projection_class(view=view)
+            self.views[name] = view
 
     def wants(self, name: str, topic: str) -> bool:
-        topics = self.projections[name].topics
-        return not topics or topic in topics
+        return bool(self.views[name].wants(topic))
 
-    def apply(self, name: str, position: int, event: Any) -> None:
-        self.projections[name].process_event(event, Tracking(APPLICATION, position))
+    def apply_batch(self, name: str, items: list[tuple[int, Any]], position: int) -> None:
+        """Events in log order and the tracking position, in one transaction, as the runners apply them."""
+        self.views[name].apply_batch(items, Tracking(APPLICATION, position))
 
     def drop(self) -> None:
         self.datastore.close()

@@ -35,6 +35,7 @@ from taskledger.tools.store import (
 
 UNREADABLE = (EventSourcingError, TopicError, ValueError, TypeError, KeyError, IndexError, AttributeError)
 TASK_VIEW = "task_view"
+REPLAY_BATCH = 1000
 
 
 @dataclass
@@ -231,6 +232,21 @@ def _feed(scratch: ScratchProjections, snapshot: psycopg.Connection[Any], decode
     broken: set[str] = set()
     upto = max(report.positions.values(), default=0)
     condition = "notification_id <= %s"
+    pending: dict[str, list[tuple[StoredRow, Any]]] = {name: [] for name in report.positions}
+
+    def flush(name: str) -> None:
+        batch, pending[name] = pending[name], []
+        if name in broken or not batch:
+            return
+        try:
+            scratch.apply_batch(name, [(row.position, event) for row, event in batch], batch[-1][0].position)
+        except (*UNREADABLE, psycopg.Error):
+            broken.add(name)
+            row, exc = _first_failure(scratch, name, batch)
+            report.findings.append(Finding(name, str(row.originator_id), row.originator_version, "unreplayable",
+                                           f"the projection cannot apply position {row.position} "
+                                           f"({type(exc).__name__}: {exc}); its tables were not compared"))
+
     with bar(count_rows(snapshot, condition, (upto,)), "replay projections", enabled=progress) as shown:
         for row in read_rows(snapshot, "log", condition, (upto,)):
             shown.update()
@@ -241,15 +257,24 @@ def _feed(scratch: ScratchProjections, snapshot: psycopg.Connection[Any], decode
             for name, position in report.positions.items():
                 if name in broken or row.position > position or not scratch.wants(name, row.topic):
                     continue
-                try:
-                    scratch.apply(name, row.position, event)
-                except (*UNREADABLE, psycopg.Error) as exc:
-                    broken.add(name)
-                    report.findings.append(Finding(name, str(row.originator_id), row.originator_version,
-                                                   "unreplayable", f"the projection cannot apply position "
-                                                   f"{row.position} ({type(exc).__name__}: {exc}); "
-                                                   f"its tables were not compared"))
+                pending[name].append((row, event))
+                if len(pending[name]) >= REPLAY_BATCH:
+                    flush(name)
+        for name in report.positions:
+            flush(name)
     return broken
+
+
+def _first_failure(scratch: ScratchProjections, name: str, batch: list[tuple[StoredRow, Any]]) -> tuple[StoredRow, Exception]:
+    """The event of a failed batch the projection cannot apply, each tried alone (and rolled back)."""
+    view = scratch.views[name]
+    for end, (row, _) in enumerate(batch, 1):
+        try:
+            with scratch.datastore.transaction(commit=False) as curs:
+                view.write(curs, [(r.position, e) for r, e in batch[:end]])
+        except (*UNREADABLE, psycopg.Error) as exc:
+            return row, exc
+    return batch[-1][0], RuntimeError("the batch failed but no single event did")
 
 
 def _task_of(key: dict[str, Any]) -> str | None:

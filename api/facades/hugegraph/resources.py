@@ -28,6 +28,7 @@ from api.facades.hugegraph.wire import (
     task_not_found,
 )
 from api.parsing import wait_for_position
+from api.representations import written_doc
 from ledger.commands import CancelTask, CreateTask, DropTask
 from ledger.errors import IllegalTransitionError, TaskDroppedError, TaskNotFoundError
 
@@ -136,7 +137,7 @@ class TaskItem:
             raise task_not_found(number) from None
         _written(self.deps, resp, written.position)
         resp.status = falcon.HTTP_202
-        resp.media = task_map(self.deps.ledger.task_as_of(written.task_id).to_dict(), details=True)
+        resp.media = task_map(written_doc(written), details=True)
 
 
 @guarded(map_error)
@@ -155,7 +156,7 @@ class GremlinJobs:
         written = self.deps.ledger.create_task(
             CreateTask(namespace, job.name(), "gremlin", job.task_input(graph)), caller(req, who, FACADE))
         _written(self.deps, resp, written.position)
-        number = self.deps.ledger.task_as_of(written.task_id).external_ids[FACADE]
+        number = written_doc(written)["external_ids"][FACADE]
         resp.status = falcon.HTTP_201
         resp.media = {"task_id": int(number)}
 

@@ -7,6 +7,7 @@ from typing import Any
 from uuid import UUID
 
 from api.facades.common import FacadeDeps, wait_own_write
+from api.representations import written_doc
 from api.facades.openlookeng.taskinfo import NAMESPACE, PREFIX, TASK_TYPE, task_id, wire_state
 from api.facades.openlookeng.wire import refuse
 from ledger import state as st
@@ -109,7 +110,7 @@ class OpenLooKengTasks:
 
     def _written(self, written: Written) -> dict[str, Any]:
         wait_own_write(self.deps, written.position)
-        return self.deps.ledger.task_as_of(written.task_id, version=written.version).to_dict()
+        return written_doc(written)
 
     def _require_state(self, tid: str) -> TaskState:
         state = self._state(tid)
@@ -122,7 +123,7 @@ class OpenLooKengTasks:
         candidates = [external_task_id(NAMESPACE, tid)] + ([UUID(tid)] if _is_uuid(tid) else [])
         for candidate in candidates:
             try:
-                state = self.deps.ledger.task_as_of(candidate)
+                state = self.deps.ledger.current_task(candidate)
             except TaskNotFoundError:
                 continue
             if _own(state.to_dict(), tid) is None:

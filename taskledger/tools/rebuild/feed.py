@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +10,7 @@ import psycopg
 from eventsourcing.persistence import InterfaceError, OperationalError
 from psycopg import sql
 
+from eventstore.fence import Fence
 from taskledger.tools.rebuild.tables import ProjectionTables
 from taskledger.tools.store import COLUMNS, EVENTS_TABLE, Decoder, StoredRow, ToolError, connect
 from taskledger.tools.verify import UNREADABLE
@@ -32,10 +32,17 @@ class Target:
     upto: int
 
 
-def head(conn: psycopg.Connection[Any]) -> int:
+def committed_head(conn: psycopg.Connection[Any]) -> int:
+    """The highest committed position (for reports; feeding stops at `head`)."""
     row = conn.execute(sql.SQL("SELECT coalesce(max(notification_id), 0) FROM {}").format(
         sql.Identifier(EVENTS_TABLE))).fetchone()
     return int(row[0]) if row else 0
+
+
+def head(url: str) -> int:
+    """The highest position the rebuild may feed to: no event still committing can land at or below it."""
+    with connect(url, autocommit=True) as conn:
+        return Fence(sql.Identifier(EVENTS_TABLE)).readable_head(conn, timeout=5.0)
 
 
 def pending(conn: psycopg.Connection[Any], targets: Sequence[Target]) -> int:
@@ -78,19 +85,21 @@ def _span(targets: Sequence[Target]) -> tuple[int, int]:
 
 
 def _apply_batch(decoder: Decoder, targets: Sequence[Target], rows: list[StoredRow]) -> None:
-    busy = [t for t in targets if t.tables.fed < rows[-1].position and t.tables.fed < t.upto]
-    with ExitStack() as stack:
-        for target in busy:
-            stack.enter_context(target.tables.batch())
-        for row in rows:
-            event: Any = None
-            for target in busy:
-                if not target.tables.fed < row.position <= target.upto:
-                    continue
-                if target.tables.wants(row.topic):
-                    event = event if event is not None else _decode(decoder, row)
-                    _apply(target.tables, row, event)
-                target.tables.fed = row.position
+    """Each busy target's share of the rows, applied and tracked in one transaction per target."""
+    decoded: dict[int, Any] = {}
+    for target in targets:
+        tables = target.tables
+        mine = [r for r in rows if tables.fed < r.position <= target.upto]
+        if not mine:
+            continue
+        items = []
+        for row in mine:
+            if tables.wants(row.topic):
+                if row.position not in decoded:
+                    decoded[row.position] = _decode(decoder, row)
+                items.append((row.position, decoded[row.position]))
+        _apply(tables, mine, items)
+        tables.fed = mine[-1].position
 
 
 def _decode(decoder: Decoder, row: StoredRow) -> Any:
@@ -101,13 +110,25 @@ def _decode(decoder: Decoder, row: StoredRow) -> Any:
                           f"v{row.originator_version}) cannot be decoded: {type(exc).__name__}: {exc}") from None
 
 
-def _apply(tables: ProjectionTables, row: StoredRow, event: Any) -> None:
+def _apply(tables: ProjectionTables, rows: list[StoredRow], items: list[tuple[int, Any]]) -> None:
     try:
-        tables.apply(row.position, event)
+        tables.apply_batch(items, rows[-1].position)
     except (OperationalError, InterfaceError, psycopg.OperationalError) as exc:
-        raise ToolError(f"lost the connection to PostgreSQL at position {row.position} ({exc}); run the "
+        raise ToolError(f"lost the connection to PostgreSQL at position {rows[-1].position} ({exc}); run the "
                         f"command again: it resumes where it stopped") from None
     except (*UNREADABLE, psycopg.Error) as exc:
-        raise Unappliable(f"{tables.name} cannot apply the event at position {row.position} (task "
+        position = _failing(tables, items) or rows[-1].position
+        row = next(r for r in rows if r.position == position)
+        raise Unappliable(f"{tables.name} cannot apply the event at position {position} (task "
                           f"{row.originator_id} v{row.originator_version}) to schema {tables.schema}: "
                           f"{type(exc).__name__}: {exc}") from None
+
+
+def _failing(tables: ProjectionTables, items: list[tuple[int, Any]]) -> int | None:
+    """The first event of a failed batch that fails on top of the ones before it (in a rolled-back transaction)."""
+    for end, (position, _) in enumerate(items, 1):
+        try:
+            tables.try_apply(items[:end])
+        except (*UNREADABLE, psycopg.Error):
+            return position
+    return None

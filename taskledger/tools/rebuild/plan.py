@@ -11,7 +11,7 @@ from psycopg import sql
 
 from projections.queries import APPLICATION
 from projections.runner import lead_held
-from taskledger.tools.rebuild.feed import head
+from taskledger.tools.rebuild.feed import committed_head
 from taskledger.tools.rebuild.switch import retired_pattern
 from taskledger.tools.rebuild.tables import (
     LIVE_SCHEMA,
@@ -45,7 +45,7 @@ def plan(url: str, names: Sequence[str]) -> list[Plan]:
     with connect(url) as conn:
         conn.read_only = True
         check_event_store(conn, url)
-        at = head(conn)
+        at = committed_head(conn)
         return [_plan(conn, url, name, at) for name in names]
 
 

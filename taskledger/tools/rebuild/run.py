@@ -125,7 +125,7 @@ def switch_over(url: str, decoder: Decoder, builds: list[ProjectionTables], chec
         live = [ProjectionTables(url, b.name, LIVE_SCHEMA, create=False) for b in builds]
         try:
             with connect(url) as conn:
-                at = head(conn)
+                at = head(url)
                 todo = pending(conn, [Target(t, at) for t in [*live, *builds]])
             with bar(todo, "switch", enabled=options.progress and todo > NEAR_HEAD) as shown:
                 feed(url, decoder, [Target(b, at) for b in builds], shown)
@@ -156,7 +156,7 @@ def catch_up(url: str, decoder: Decoder, builds: Sequence[ProjectionTables], pro
     with connect(url, autocommit=True) as conn, ExitStack() as stack:
         shown: Any = None
         for _ in range(MAX_PASSES):
-            targets = [Target(b, head(conn)) for b in builds]
+            targets = [Target(b, head(url)) for b in builds]
             todo = pending(conn, targets)
             if not todo:
                 return

@@ -1,10 +1,11 @@
 """One projection's read tables in one schema, written by the real projection classes, in batches.
 
 The rebuild's fresh tables live in `taskledger_rebuild_<projection>`; the live ones in `public`.
-Either way the projection code is the one the runners use: its SQL names tables without a schema,
-and every connection of the datastore sets `search_path` to that one schema, so the same code
-writes either place and nothing else. The tracking table is named with the datastore's schema by
-the library itself, so the tables and their position commit together in the right schema.
+Either way the projection code is the one the runners use (`apply_batch`): its SQL names tables
+without a schema, and every connection of the datastore sets `search_path` to that one schema, so
+the same code writes either place and nothing else. The tracking table is named with the
+datastore's schema by the library itself, so the tables and their position commit together in the
+right schema.
 """
 
 from __future__ import annotations
@@ -14,15 +15,13 @@ import inspect
 import json
 import re
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
 import psycopg
 from eventsourcing.persistence import Tracking
 from psycopg import sql
-from psycopg.rows import DictRow
 
 from projections.queries import APPLICATION
 from projections.registry import PROJECTIONS
@@ -43,87 +42,30 @@ def tracking_table(name: str) -> str:
     return f"{name}_tracking"
 
 
-class BatchingDatastore(ScratchDatastore):
-    """A datastore confined to one schema whose writes can share one transaction (`batch`)."""
-
-    def __init__(self, url: str, schema: str) -> None:
-        super().__init__(url, schema)
-        self._held: psycopg.Connection[DictRow] | None = None
-
-    @property
-    def batching(self) -> bool:
-        return self._held is not None
-
-    @contextmanager
-    def batch(self) -> Iterator[None]:
-        """Every write inside commits at the end, together, or not at all."""
-        with self.get_connection() as conn, conn.transaction():
-            self._held = conn
-            try:
-                yield
-            finally:
-                self._held = None
-
-    @contextmanager
-    def transaction(self, *, commit: bool = False) -> Iterator[psycopg.Cursor[DictRow]]:
-        if self._held is None:
-            with super().transaction(commit=commit) as cursor:
-                yield cursor
-        else:
-            yield self._held.cursor()
-
-
-class DeferredTracking:
-    """Mixed into a projection's view: inside a batch only the batch's last position is written, at its end.
-
-    The projection's own statements are untouched; a batch still commits its rows and its position together.
-    """
-
-    datastore: BatchingDatastore
-    deferred: Tracking | None = None
-
-    def _insert_tracking(self, curs: psycopg.Cursor[DictRow], tracking: Tracking) -> None:
-        if self.datastore.batching:
-            self.deferred = tracking
-        else:
-            super()._insert_tracking(curs, tracking)  # type: ignore[misc]
-
-    def flush_tracking(self) -> None:
-        if self.deferred is not None:
-            with self.datastore.transaction() as curs:
-                super()._insert_tracking(curs, self.deferred)  # type: ignore[misc]
-            self.deferred = None
-
-
 class ProjectionTables:
     """The tables of one projection in one schema, and how far through the log they have been fed."""
 
     def __init__(self, url: str, name: str, schema: str, *, create: bool) -> None:
         self.name = name
         self.schema = schema
-        self.datastore = BatchingDatastore(url, schema)
-        projection_class, view_class = PROJECTIONS[name]
-        batched = type(f"Batched{view_class.__name__}", (DeferredTracking, view_class), {})
-        self.view: Any = batched(self.datastore, tracking_table_name=tracking_table(name))
+        self.datastore = ScratchDatastore(url, schema)
+        _, view_class = PROJECTIONS[name]
+        self.view: Any = view_class(self.datastore, tracking_table_name=tracking_table(name))
         if create:
             self.view.create_table()
-        self.projection = projection_class(view=self.view)
         self.fed = self.view.max_tracking_id(APPLICATION) or 0
 
     def wants(self, topic: str) -> bool:
-        topics = self.projection.topics
-        return not topics or topic in topics
+        return bool(self.view.wants(topic))
 
-    def apply(self, position: int, event: Any) -> None:
-        self.projection.process_event(event, Tracking(APPLICATION, position))
+    def apply_batch(self, items: list[tuple[int, Any]], position: int) -> None:
+        """The events' rows and the tracking position `position`, in one transaction."""
+        self.view.apply_batch(items, Tracking(APPLICATION, position))
 
-    @contextmanager
-    def batch(self) -> Iterator[None]:
-        """The events applied inside commit together with the position of the last one."""
-        with self.datastore.batch():
-            self.view.deferred = None
-            yield
-            self.view.flush_tracking()
+    def try_apply(self, items: list[tuple[int, Any]]) -> None:
+        """Applies events in a transaction that is always rolled back (finds the event a batch failed at)."""
+        with self.datastore.transaction(commit=False) as curs:
+            self.view.write(curs, items)
 
     def close(self) -> None:
         self.datastore.close()
