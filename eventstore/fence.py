@@ -43,9 +43,10 @@ class Fence:
     """Advances the safe read position of one event table; shared by the threads of a process."""
 
     def __init__(self, events_table: sql.Composable) -> None:
-        self.query = sql.SQL(QUERY).format(events=events_table)
+        self.query = sql.SQL(QUERY).format(events=events_table).as_string()
         self.positions = sql.SQL("SELECT notification_id FROM {} WHERE notification_id > %s "
-                                 "AND notification_id <= %s ORDER BY notification_id LIMIT %s").format(events_table)
+                                 "AND notification_id <= %s ORDER BY notification_id LIMIT %s").format(
+            events_table).as_string()
         self.safe = 0
         self.top = 0
         self._pending: deque[Candidate] = deque()

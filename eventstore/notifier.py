@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 RECONNECT_DELAY = 1.0
+# At most one wake-up per this many seconds per process: readers that are busy read every commit
+# anyway, and an idle one is woken within this much of the first commit.
+MIN_INTERVAL = 0.02
 
 
 class Notifier:
@@ -39,7 +42,8 @@ class Notifier:
         self.sent = 0
 
     def wake(self) -> None:
-        self._wanted.set()
+        if not self._wanted.is_set():
+            self._wanted.set()
         if self._thread is None:
             self._start()
 
@@ -59,6 +63,7 @@ class Notifier:
                 conn = conn if conn is not None and not conn.closed else self._connect()
                 conn.execute(self.statement)
                 self.sent += 1
+                self._closing.wait(MIN_INTERVAL)
             except psycopg.Error as exc:
                 log.warning("could not send the log wake-up (%s); readers look on their timer meanwhile", exc)
                 if conn is not None:

@@ -132,12 +132,18 @@ class LedgerRecorder(PostgresApplicationRecorder):
         self.sql_create_statements += [
             sql.SQL(POSITION_FUNCTION).format(function=self.position_function, sequence=sequence),
             sql.SQL(POSITION_DEFAULT).format(events=self.events_ident, function=self.position_function)]
-        self.write_one = sql.SQL(WRITE_ONE).format(events=self.events_ident)
-        self.write_plain: sql.Composed = sql.SQL(WRITE).format(events=self.events_ident, snapshots=sql.SQL(""))
+        # Rendered once: psycopg caches the parsing of a query given as text, not of a Composed one.
+        self.write_one = sql.SQL(WRITE_ONE).format(events=self.events_ident).as_string()
+        self.write_plain = sql.SQL(WRITE).format(events=self.events_ident, snapshots=sql.SQL("")).as_string()
         self.write_with_snapshots = sql.SQL(WRITE).format(
-            events=self.events_ident, snapshots=sql.SQL(SNAPSHOTS).format(snapshots=snapshots))
-        self.read_streams_statement = sql.SQL(READ_STREAMS).format(events=self.events_ident, snapshots=snapshots)
-        self.read_stream_statement = sql.SQL(READ_STREAM).format(events=self.events_ident, snapshots=snapshots)
+            events=self.events_ident, snapshots=sql.SQL(SNAPSHOTS).format(snapshots=snapshots)).as_string()
+        self.read_streams_statement = sql.SQL(READ_STREAMS).format(
+            events=self.events_ident, snapshots=snapshots).as_string()
+        self.read_stream_statement = sql.SQL(READ_STREAM).format(
+            events=self.events_ident, snapshots=snapshots).as_string()
+        self.select_all = sql.SQL(SELECT).format(events=self.events_ident, topics=sql.SQL("")).as_string()
+        self.select_topics = sql.SQL(SELECT).format(events=self.events_ident,
+                                                    topics=sql.SQL("AND topic = ANY(%s)")).as_string()
         self.fence = Fence(self.events_ident)
         self.notifier = Notifier(self)
         self._checked = False
@@ -150,7 +156,7 @@ class LedgerRecorder(PostgresApplicationRecorder):
             return Appended()
         if len(batch) == 1 and len(batch[0].events) == 1 and batch[0].snapshot is None:
             e = batch[0].events[0]
-            statement: sql.Composed = self.write_one
+            statement = self.write_one
             params = {"id": e.originator_id, "version": e.originator_version, "topic": e.topic, "state": e.state}
         else:
             params = _write_params(batch)
@@ -177,7 +183,7 @@ class LedgerRecorder(PostgresApplicationRecorder):
             raise IntegrityError(f"version conflict on aggregate {next(iter(appended.stale))}")
         return next(iter(appended.positions.values()))
 
-    def _write(self, statement: sql.Composed, params: dict[str, Any]) -> list[tuple[Any, int, int]]:
+    def _write(self, statement: str, params: dict[str, Any]) -> list[tuple[Any, int, int]]:
         """One autocommit statement (its own transaction); a unique-key race is written again."""
         self._check_schema()
         with self.datastore.get_connection() as conn:
@@ -257,8 +263,7 @@ class LedgerRecorder(PostgresApplicationRecorder):
         """Notifications with `after < id <= upto`; the caller vouches that `upto` is behind the fence."""
         if upto <= after:
             return []
-        topic_clause = sql.SQL("AND topic = ANY(%s)") if topics else sql.SQL("")
-        statement = sql.SQL(SELECT).format(events=self.events_ident, topics=topic_clause)
+        statement = self.select_topics if topics else self.select_all
         params: list[Any] = [after, upto, *([list(topics)] if topics else []), limit]
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=psycopg.rows.tuple_row) as curs:
             curs.execute(statement, params, prepare=True)

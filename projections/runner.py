@@ -28,6 +28,9 @@ from projections.registry import PROJECTIONS
 APPLICATION = TaskLedger.name
 # Seconds between looks for a rebuild queueing for the lead.
 HANDOVER_CHECK = 0.25
+# A runner that just applied a small batch lets events gather this long before the next one: fewer,
+# larger transactions for the same events (the read-your-writes wait grows by at most this much).
+GATHER = 0.02
 
 log = logging.getLogger(__name__)
 LOCK_SPACE = 0x7A5C
@@ -173,12 +176,15 @@ class BatchRunner:
         batch = self.tail.next_batch(timeout)
         if not batch:
             return 0
+        started = time.monotonic()
         decode = self.app.mapper.to_domain_event
         wanted = [(n.id, decode(n)) for n in batch if self.view.wants(n.topic)]
         self.view.apply_batch(wanted, Tracking(APPLICATION, batch[-1].id))
         self.position = batch[-1].id
         self.applied += len(batch)
         self.batches += 1
+        if len(batch) < self.tail.batch:
+            time.sleep(max(0.0, GATHER - (time.monotonic() - started)))
         return len(batch)
 
     def __enter__(self) -> BatchRunner:
