@@ -45,13 +45,17 @@ class ProjectionCollector(Collector):
         lag_seconds = GaugeMetricFamily("taskledger_projection_lag_seconds", "Age of the oldest unapplied event",
                                         labels=["projection"])
         head = GaugeMetricFamily("taskledger_event_log_head", "Position of the newest event")
+        held = GaugeMetricFamily("taskledger_projection_held_seconds",
+                                 "How long the transaction a projection waits for at a gap has been open "
+                                 "(0: not held)", labels=["projection"])
         status = self.view.status()
         for item in status:
             position.add_metric([item["name"]], item["position"])
             lag.add_metric([item["name"]], item["lag_events"])
             lag_seconds.add_metric([item["name"]], item["lag_seconds"])
+            held.add_metric([item["name"]], float((item.get("held_by") or {}).get("open_seconds") or 0.0))
         head.add_metric([], status[0]["head"] if status else 0)
-        yield from (position, lag, lag_seconds, head)
+        yield from (position, lag, lag_seconds, head, held)
 
 
 class MetricsEndpoint:

@@ -163,12 +163,24 @@ class RunsSchema(Schema):
     occurrences_total = fields.Integer()
 
 
+class TransactionSchema(Schema):
+    pid = fields.Integer()
+    database = fields.String(allow_none=True)
+    application_name = fields.String(allow_none=True)
+    state = fields.String(allow_none=True)
+    open_seconds = fields.Float(allow_none=True)
+
+
 class ProjectionStatusSchema(Schema):
     name = fields.String()
     position = fields.Integer()
     head = fields.Integer()
     lag_events = fields.Integer()
     lag_seconds = fields.Float()
+    held_at = fields.Integer(allow_none=True, metadata={
+        "description": "A position not committed yet (or rolled back) the projection waits at; null if none."})
+    held_by = fields.Nested(TransactionSchema, allow_none=True, metadata={
+        "description": "While held: the oldest open transaction on the server, which every log reader waits for."})
 
 
 class ProjectionsSchema(Schema):

@@ -19,6 +19,13 @@ from projections.registry import PROJECTIONS
 from projections.schema import ACTIVE_SCHEDULE
 
 SORTABLE = ("created_at", "updated_at", "name", "state")
+# Seen from pg_stat_activity: every database of the server, since transaction ids are server-wide.
+OLDEST_TRANSACTION = """
+SELECT pid, datname AS database, application_name, state,
+       round(extract(epoch FROM now() - xact_start)::numeric, 3)::float AS open_seconds
+FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()
+ORDER BY age(backend_xid) DESC LIMIT 1
+"""
 RUN_SORTABLE = ("time", "run", "status", "took_ms")
 APPLICATION = "TaskLedger"
 
@@ -189,16 +196,27 @@ class PostgresTaskQueries:
             (now, limit))]
 
     def status(self) -> Rows:
-        """Position, head and lag of every projection."""
+        """Position, head and lag of every projection; where one waits at a gap, the transaction it waits for."""
         head_row = self._all("SELECT max(notification_id) AS head FROM taskledger_events")[0]
         head = head_row["head"] or 0
         result = []
         for name in PROJECTIONS:
             position = self._position(name)
             lag = head - position
+            held_at = position + 1 if lag and not self._exists(position + 1) else None
             result.append({"name": name, "position": position, "head": head, "lag_events": lag,
-                           "lag_seconds": self._lag_seconds(position) if lag else 0.0})
+                           "lag_seconds": self._lag_seconds(position) if lag else 0.0, "held_at": held_at,
+                           "held_by": self.oldest_transaction() if held_at is not None else None})
         return result
+
+    def oldest_transaction(self) -> dict[str, Any] | None:
+        """The oldest open transaction holding a transaction id, anywhere on the server (what log readers
+        wait for at a gap), or None."""
+        rows = self._all(OLDEST_TRANSACTION)
+        return rows[0] if rows else None
+
+    def _exists(self, position: int) -> bool:
+        return bool(self._all("SELECT 1 FROM taskledger_events WHERE notification_id = %s", (position,)))
 
     def wait_for(self, position: int, timeout: float) -> bool:
         """Waits, bounded, until every projection has reached the position."""

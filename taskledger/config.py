@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
 # Seconds a service session may sit idle inside a transaction before PostgreSQL ends it.
 IDLE_IN_TRANSACTION_TIMEOUT = 10
+
+
+def service_conninfo(url: str) -> str:
+    """The URL with the session settings every service connection gets (kept: any options already given)."""
+    given = str(conninfo_to_dict(url).get("options") or "")
+    setting = f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_TIMEOUT * 1000}"
+    return make_conninfo(url, options=f"{given} {setting}".strip())
 
 
 def eventsourcing_env(database_url: str, *, create_table: bool = False, pool_size: int = 4) -> dict[str, str]:

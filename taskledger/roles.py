@@ -10,7 +10,7 @@ from datetime import timedelta
 from ledger.application import TaskLedger
 from projections.queries import PostgresTaskQueries
 from taskledger.calendar import CronCalendar
-from taskledger.config import eventsourcing_env
+from taskledger.config import eventsourcing_env, service_conninfo
 from taskledger.scheduler import DEFAULT_GRACE, Scheduler
 from taskledger.watchdog import Watchdog
 
@@ -50,7 +50,7 @@ def start_roles(url: str, stopping: threading.Event, roles: Iterable[str] = ROLE
     for role in roles:
         calendar = CronCalendar()
         ledger = TaskLedger(eventsourcing_env(url, pool_size=2), calendar=calendar)
-        view = PostgresTaskQueries(url, max_size=2)
+        view = PostgresTaskQueries(service_conninfo(url), max_size=2)
         view.open()
         tick = (Scheduler(ledger, view, calendar, grace=grace).run_once if role == "schedule"
                 else Watchdog(ledger, view).run_once)

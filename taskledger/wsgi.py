@@ -11,7 +11,7 @@ from ledger.application import TaskLedger
 from projections.queries import PostgresTaskQueries
 from taskledger.accounts import PostgresAccounts
 from taskledger.calendar import CronCalendar
-from taskledger.config import eventsourcing_env, load_settings
+from taskledger.config import eventsourcing_env, load_settings, service_conninfo
 
 
 def create_app() -> falcon.App:
@@ -22,9 +22,9 @@ def create_app() -> falcon.App:
     url = settings.database_url
     ledger = TaskLedger(eventsourcing_env(url, pool_size=settings.threads) | {"AGGREGATE_CACHE_MAXSIZE": "1000"},
                         calendar=CronCalendar())
-    view = PostgresTaskQueries(url, max_size=settings.threads)
+    view = PostgresTaskQueries(service_conninfo(url), max_size=settings.threads)
     view.open()
-    accounts = PostgresAccounts(url, max_size=2)
+    accounts = PostgresAccounts(service_conninfo(url), max_size=2)
     accounts.open()
     return create_api(ledger, view, accounts, min_position_wait=settings.min_position_wait,
                       lag_budget_events=settings.lag_budget_events,

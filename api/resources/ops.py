@@ -13,6 +13,8 @@ from api.problems import Problem
 from projections.queries import TaskView
 
 log = logging.getLogger(__name__)
+# A projection held at a gap this long by one open transaction makes the service not ready.
+STALL_SECONDS = 5.0
 
 
 class Health:
@@ -35,6 +37,7 @@ class Ready:
         projections = self._projections()
         reasons = [f"projection {p['name']} is {p['lag_events']} events behind (budget {self.budget})"
                    for p in projections if p["lag_events"] > self.budget]
+        reasons += [held(p) for p in projections if stalled(p)]
         if reasons:
             raise Problem(503, "not-ready", "; ".join(reasons), reasons=reasons)
         resp.media = {"status": "ready", "projections": projections}
@@ -48,6 +51,20 @@ class Ready:
             log.warning("readiness check failed: %s", type(error).__name__)
             reason = f"the database is not reachable ({type(error).__name__})"
             raise Problem(503, "not-ready", reason, reasons=[reason]) from None
+
+
+def stalled(projection: dict[str, Any]) -> bool:
+    """Whether a projection has waited at a gap for a transaction open longer than STALL_SECONDS."""
+    by = projection.get("held_by") or {}
+    return float(by.get("open_seconds") or 0) >= STALL_SECONDS
+
+
+def held(projection: dict[str, Any]) -> str:
+    by = projection["held_by"]
+    return (f"projection {projection['name']} waits at position {projection['held_at']} for transaction of "
+            f"pid {by['pid']} ({by.get('application_name') or 'no application name'}, database "
+            f"{by.get('database')}, {by.get('state')}) open {by['open_seconds']:.0f} s: end that transaction "
+            f"(pg_terminate_backend) or give its sessions an idle_in_transaction_session_timeout")
 
 
 class ProjectionStatus:
