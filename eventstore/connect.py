@@ -8,9 +8,14 @@ import psycopg
 from eventsourcing.postgres import PostgresDatastore
 
 
-def own_connection(datastore: PostgresDatastore, application_name: str) -> psycopg.Connection[Any]:
-    """An autocommit connection to the datastore's database, not taken from its pool."""
+def connection_kwargs(datastore: PostgresDatastore) -> dict[str, Any]:
+    """What the datastore's pool connects with (host, port, database, user, password)."""
     pool_kwargs = datastore.pool.kwargs
     given = pool_kwargs() if callable(pool_kwargs) else dict(pool_kwargs or {})
-    kwargs = {k: v for k, v in given.items() if k != "row_factory"}
-    return psycopg.Connection.connect(autocommit=True, application_name=application_name, **kwargs)
+    return {k: v for k, v in given.items() if k != "row_factory"}
+
+
+def own_connection(datastore: PostgresDatastore, application_name: str) -> psycopg.Connection[Any]:
+    """An autocommit connection to the datastore's database, not taken from its pool."""
+    return psycopg.Connection.connect(autocommit=True, application_name=application_name,
+                                      **connection_kwargs(datastore))

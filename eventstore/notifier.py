@@ -6,78 +6,85 @@ writer's fsync again. Here a thread per process sends the NOTIFY on a connection
 asynchronous commit, after the writes it announces have committed; writes that commit while it is
 sending are announced by the next one. A reader never depends on a wake-up for correctness (the
 tail also looks on a timer); a wake-up only makes it look sooner.
+
+The thread and its connection exist only while writes come: after IDLE_EXIT seconds without one
+both go, and the next write starts them again.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import psycopg
+from eventsourcing.postgres import PostgresDatastore
 from psycopg import sql
 
-from eventstore.connect import own_connection
-
-if TYPE_CHECKING:
-    from eventstore.recorder import LedgerRecorder
+from eventstore.connect import connection_kwargs
 
 log = logging.getLogger(__name__)
 RECONNECT_DELAY = 1.0
 # At most one wake-up per this many seconds per process: readers that are busy read every commit
 # anyway, and an idle one is woken within this much of the first commit.
 MIN_INTERVAL = 0.02
+IDLE_EXIT = 10.0
 
 
 class Notifier:
     """Sends `NOTIFY <channel>` after `wake()`, coalescing wake-ups that come while one is being sent."""
 
-    def __init__(self, recorder: LedgerRecorder) -> None:
-        self.recorder = recorder
-        self.statement = sql.SQL("NOTIFY {}").format(sql.Identifier(recorder.channel_name))
+    def __init__(self, datastore: PostgresDatastore, channel: str) -> None:
+        self.kwargs = connection_kwargs(datastore)  # not the datastore: this thread keeps nothing else alive
+        self.statement = sql.SQL("NOTIFY {}").format(sql.Identifier(channel)).as_string()
         self._wanted = threading.Event()
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
-        self._start_lock = threading.Lock()
+        self._lock = threading.Lock()
         self.sent = 0
 
     def wake(self) -> None:
         if not self._wanted.is_set():
             self._wanted.set()
         if self._thread is None:
-            self._start()
-
-    def _start(self) -> None:
-        with self._start_lock:
-            if self._thread is None and not self._closing.is_set():
-                self._thread = threading.Thread(target=self._run, name="eventstore-notifier", daemon=True)
-                self._thread.start()
+            with self._lock:
+                if self._thread is None and not self._closing.is_set():
+                    self._thread = threading.Thread(target=self._run, name="eventstore-notifier", daemon=True)
+                    self._thread.start()
 
     def _run(self) -> None:
         conn: psycopg.Connection[Any] | None = None
-        while not self._closing.is_set():
-            if not self._wanted.wait(timeout=1.0):
-                continue
-            self._wanted.clear()
-            try:
-                conn = conn if conn is not None and not conn.closed else self._connect()
-                conn.execute(self.statement)
-                self.sent += 1
+        try:
+            while not self._closing.is_set():
+                if not self._wanted.wait(timeout=IDLE_EXIT):
+                    with self._lock:
+                        if not self._wanted.is_set():
+                            self._thread = None
+                            return
+                    continue
+                self._wanted.clear()
+                conn = self._send(conn)
                 self._closing.wait(MIN_INTERVAL)
-            except psycopg.Error as exc:
-                log.warning("could not send the log wake-up (%s); readers look on their timer meanwhile", exc)
-                if conn is not None:
-                    conn.close()
-                conn = None
-                self._closing.wait(RECONNECT_DELAY)
-        if conn is not None:
-            conn.close()
+        finally:
+            if conn is not None:
+                conn.close()
 
-    def _connect(self) -> psycopg.Connection[Any]:
-        conn = own_connection(self.recorder.datastore, "taskledger-notifier")
-        # A wake-up needs no durability; its commit must not wait for (or hold the queue lock through) fsync.
-        conn.execute("SET synchronous_commit TO off")
-        return conn
+    def _send(self, conn: psycopg.Connection[Any] | None) -> psycopg.Connection[Any] | None:
+        try:
+            if conn is None or conn.closed:
+                conn = psycopg.Connection.connect(autocommit=True, application_name="taskledger-notifier",
+                                                  **self.kwargs)
+                # A wake-up needs no durability; its commit must not wait for (or hold the queue lock through) fsync.
+                conn.execute("SET synchronous_commit TO off")
+            conn.execute(self.statement)
+            self.sent += 1
+            return conn
+        except psycopg.Error as exc:
+            log.warning("could not send the log wake-up (%s); readers look on their timer meanwhile", exc)
+            if conn is not None:
+                conn.close()
+            self._closing.wait(RECONNECT_DELAY)
+            return None
 
     def close(self) -> None:
         self._closing.set()

@@ -145,7 +145,7 @@ class LedgerRecorder(PostgresApplicationRecorder):
         self.select_topics = sql.SQL(SELECT).format(events=self.events_ident,
                                                     topics=sql.SQL("AND topic = ANY(%s)")).as_string()
         self.fence = Fence(self.events_ident)
-        self.notifier = Notifier(self)
+        self.notifier = Notifier(self.datastore, self.channel_name)
         self._checked = False
 
     # ------------------------------------------------------------------ writes

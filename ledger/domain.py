@@ -55,11 +55,13 @@ class Chained:
     def evolve(self, state: TaskState) -> None:
         """Applies this event's own change to the state (no checks: replay never re-validates)."""
 
-    def evolve_state(self, state: TaskState) -> None:
+    def evolve_state(self, state: TaskState, chain: bool = True) -> None:
+        """Evolves the state; `chain=False` leaves chain_hash for a later event to set (batch replays)."""
         self.evolve(state)
         state.version = self.originator_version
         state.updated_at = self.timestamp.isoformat()
-        state.chain_hash = event_hash(self)
+        if chain:
+            state.chain_hash = event_hash(self)
 
 
 class Task(Aggregate):
@@ -537,15 +539,19 @@ def is_task_event(event: Any) -> bool:
     return isinstance(event, (Task.Event, Task.Created))
 
 
-def next_state(state: TaskState | None, event: Any) -> TaskState:
-    """The state after one more event: what replay does, for read models that keep only state."""
+def next_state(state: TaskState | None, event: Any, chain: bool = True) -> TaskState:
+    """The state after one more event: what replay does, for read models that keep only state.
+
+    `chain=False` skips hashing this event: only the hash of a task's latest event is kept, so a
+    batch that is followed by another event of the same task need not compute it.
+    """
     if isinstance(event, Task.Created):
         fresh = event.initial_state()
-        event.evolve_state(fresh)
+        event.evolve_state(fresh, chain)
         return fresh
     if state is None or state.version != event.originator_version - 1:
         have = None if state is None else state.version
         raise ValueError(f"event {event.originator_version} of task {event.originator_id} "
                          f"does not follow stored version {have}")
-    event.evolve_state(state)
+    event.evolve_state(state, chain)
     return state

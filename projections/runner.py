@@ -17,20 +17,15 @@ from collections.abc import Mapping
 from typing import Any
 
 import psycopg
-from eventsourcing.persistence import InfrastructureFactory, Tracking
+from eventsourcing.persistence import InfrastructureFactory
 from eventsourcing.utils import Environment
 
-from eventstore.recorder import LedgerRecorder
-from eventstore.tail import LogTail
 from ledger.application import TaskLedger
+from projections.batching import BatchRunner
 from projections.registry import PROJECTIONS
 
-APPLICATION = TaskLedger.name
 # Seconds between looks for a rebuild queueing for the lead.
 HANDOVER_CHECK = 0.25
-# A runner that just applied a small batch lets events gather this long before the next one: fewer,
-# larger transactions for the same events (the read-your-writes wait grows by at most this much).
-GATHER = 0.02
 
 log = logging.getLogger(__name__)
 LOCK_SPACE = 0x7A5C
@@ -157,41 +152,6 @@ class SupervisedProjection(threading.Thread):
         finally:
             factory.close()
             app.close()
-
-
-class BatchRunner:
-    """Applies the log to one projection's view in batches: each batch's rows and position in one transaction."""
-
-    def __init__(self, app: TaskLedger, view: Any, name: str) -> None:
-        self.app, self.view, self.name = app, view, name
-        self.position = view.max_tracking_id(APPLICATION) or 0
-        if not isinstance(app.recorder, LedgerRecorder):
-            raise TypeError("projection runners read through eventstore.recorder.LedgerRecorder")
-        self.tail = LogTail(app.recorder, self.position)
-        self.applied = 0
-        self.batches = 0
-
-    def run_once(self, timeout: float) -> int:
-        """Applies the next batch behind the fence (waiting up to `timeout` for one); how many events it read."""
-        batch = self.tail.next_batch(timeout)
-        if not batch:
-            return 0
-        started = time.monotonic()
-        decode = self.app.mapper.to_domain_event
-        wanted = [(n.id, decode(n)) for n in batch if self.view.wants(n.topic)]
-        self.view.apply_batch(wanted, Tracking(APPLICATION, batch[-1].id))
-        self.position = batch[-1].id
-        self.applied += len(batch)
-        self.batches += 1
-        if len(batch) < self.tail.batch:
-            time.sleep(max(0.0, GATHER - (time.monotonic() - started)))
-        return len(batch)
-
-    def __enter__(self) -> BatchRunner:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.tail.close()
 
 
 def start_projections(env: Mapping[str, str], conninfo: str, stopping: threading.Event,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -9,7 +10,6 @@ from eventsourcing.persistence import Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from eventsourcing.projection import Projection
 from psycopg.sql import SQL
-from psycopg.types.json import Jsonb
 
 from ledger.domain import Task, is_task_event, next_state
 from ledger.recurrence import claimable, lease_deadline
@@ -17,13 +17,15 @@ from ledger.state import TaskState
 from projections.schema import ASYNC_COMMIT, TASKS_DDL
 from projections.topics import topic_is
 
-UPSERT = """
-INSERT INTO tasks (id, namespace, facade, name, type, state, submitter, worker,
-                   created_at, updated_at, version, dropped, position, external_id,
-                   lease_deadline, claimable, doc)
-VALUES (%(id)s, %(namespace)s, %(facade)s, %(name)s, %(type)s, %(state)s, %(submitter)s,
-        %(worker)s, %(created_at)s, %(updated_at)s, %(version)s, %(dropped)s, %(position)s,
-        %(external_id)s, %(lease_deadline)s, %(claimable)s, %(doc)s)
+COLUMNS = ("id", "namespace", "facade", "name", "type", "state", "submitter", "worker", "created_at",
+           "updated_at", "version", "dropped", "position", "external_id", "lease_deadline", "claimable", "doc")
+TYPES = ("uuid", "text", "text", "text", "text", "text", "text", "text", "timestamptz", "timestamptz", "integer",
+         "boolean", "bigint", "text", "timestamptz", "boolean", "jsonb")
+# Every task a batch touched, in one statement: column arrays unnested into rows.
+UPSERT = f"""
+INSERT INTO tasks ({", ".join(COLUMNS)})
+SELECT * FROM unnest({", ".join(f"%b::text[]::{t}[]" if t in ("jsonb", "timestamptz") else f"%b::{t}[]"
+                                for t in TYPES)})
 ON CONFLICT (id) DO UPDATE SET
     namespace = EXCLUDED.namespace, facade = EXCLUDED.facade, name = EXCLUDED.name,
     type = EXCLUDED.type, state = EXCLUDED.state, submitter = EXCLUDED.submitter,
@@ -67,28 +69,28 @@ class PostgresTaskView(PostgresTrackingRecorder):
         curs.execute("SELECT id, doc FROM tasks WHERE id = ANY(%s)", (ids,))
         states: dict[Any, TaskState] = {row["id"]: TaskState.from_dict(row["doc"]) for row in curs.fetchall()}
         positions: dict[Any, int] = {}
+        last = {e.originator_id: k for k, (_, e) in enumerate(events)}
         pages = []
-        for position, event in events:
-            states[event.originator_id] = next_state(states.get(event.originator_id), event)
-            positions[event.originator_id] = position
+        for k, (position, event) in enumerate(events):
+            task_id = event.originator_id
+            states[task_id] = next_state(states.get(task_id), event, chain=last[task_id] == k)
+            positions[task_id] = position
             if isinstance(event, Task.OutputAppended):
-                pages.append((event.originator_id, event.buffer, event.sequence, event.data,
-                              event.positions, event.last, position))
-        curs.executemany(UPSERT, [_row(states[i], positions[i]) for i in ids])
+                pages.append((task_id, event.buffer, event.sequence, event.data, event.positions, event.last,
+                              position))
+        rows = [_row(states[i], positions[i]) for i in ids]
+        curs.execute(UPSERT, [list(column) for column in zip(*rows)])
         if pages:
             curs.executemany(PAGE, pages)
 
 
-def _row(state: TaskState, position: int) -> dict[str, Any]:
-    return {
-        "id": state.id, "namespace": state.namespace, "facade": state.facade, "name": state.name,
-        "type": state.type, "state": state.state, "submitter": state.submitter,
-        "worker": state.worker, "created_at": state.created_at, "updated_at": state.updated_at,
-        "version": state.version, "dropped": state.dropped, "position": position,
-        "external_id": next(iter(state.external_ids.values()), None),
-        "lease_deadline": lease_deadline(state), "claimable": claimable(state),
-        "doc": Jsonb(state.to_dict()),
-    }
+def _row(state: TaskState, position: int) -> tuple[Any, ...]:
+    """One task's values in COLUMNS order (timestamps and the document as text, cast by the statement)."""
+    deadline = lease_deadline(state)
+    return (state.id, state.namespace, state.facade, state.name, state.type, state.state, state.submitter,
+            state.worker, state.created_at, state.updated_at, state.version, state.dropped, position,
+            next(iter(state.external_ids.values()), None), None if deadline is None else deadline.isoformat(),
+            claimable(state), json.dumps(state.to_dict()))
 
 
 class TaskViewProjection(Projection[PostgresTaskView]):
