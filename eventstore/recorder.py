@@ -59,8 +59,8 @@ RETURNING originator_id, originator_version, notification_id
 
 WRITE = """
 WITH batch AS (
-    SELECT * FROM unnest(%(ids)s::uuid[], %(versions)s::bigint[], %(topics)s::text[], %(states)s::bytea[],
-                         %(firsts)s::bigint[]) WITH ORDINALITY
+    SELECT * FROM unnest(%(ids)b::uuid[], %(versions)b::bigint[], %(topics)b::text[], %(states)b::bytea[],
+                         %(firsts)b::bigint[]) WITH ORDINALITY
         AS b(originator_id, originator_version, topic, state, first_version, n)
 ), fresh AS (
     SELECT * FROM batch b WHERE NOT EXISTS (
@@ -76,8 +76,8 @@ SELECT originator_id, originator_version, notification_id FROM written
 
 SNAPSHOTS = """, snapshotted AS (
     INSERT INTO {snapshots} (originator_id, originator_version, topic, state)
-    SELECT s.* FROM unnest(%(s_ids)s::uuid[], %(s_versions)s::bigint[], %(s_topics)s::text[],
-                           %(s_states)s::bytea[]) AS s(originator_id, originator_version, topic, state)
+    SELECT s.* FROM unnest(%(s_ids)b::uuid[], %(s_versions)b::bigint[], %(s_topics)b::text[],
+                           %(s_states)b::bytea[]) AS s(originator_id, originator_version, topic, state)
     WHERE s.originator_id IN (SELECT originator_id FROM fresh)
     ON CONFLICT DO NOTHING
 )"""
@@ -85,7 +85,7 @@ SNAPSHOTS = """, snapshotted AS (
 # One round trip for cold loads and catch-ups alike: per aggregate, the latest snapshot newer than the
 # version the caller knows (if any) and every event after the newer of the two.
 READ_STREAMS = """
-WITH k AS (SELECT * FROM unnest(%(ids)s::uuid[], %(known)s::bigint[]) AS k(id, known)),
+WITH k AS (SELECT * FROM unnest(%(ids)b::uuid[], %(known)b::bigint[]) AS k(id, known)),
 s AS (
     SELECT DISTINCT ON (sn.originator_id) sn.originator_id, sn.originator_version, sn.topic, sn.state
     FROM {snapshots} sn JOIN k ON sn.originator_id = k.id AND sn.originator_version > k.known AND %(use)s

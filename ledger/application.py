@@ -82,7 +82,7 @@ class TaskLedger(StreamApplication):
         if task_id in appended.stale:
             return self._replay_create(task_id, cmd, fingerprint)
         self.cache.put(task_id, task)
-        return c.Written(task_id, task.version, appended.positions[task_id][-1], state=task.state)
+        return c.Written(task_id, task.version, appended.positions[task_id][-1], state=task.state.copy())
 
     def update_task(self, cmd: c.UpdateTask, caller: c.Caller) -> c.Written:
         changes = dict(cmd.changes)
@@ -114,7 +114,7 @@ class TaskLedger(StreamApplication):
     def record_heartbeats(self, cmds: Sequence[c.RecordHeartbeat], caller: c.Caller) -> list[c.Written | LedgerError]:
         """Many heartbeats in one transaction; an item that conflicts is run again alone, a refused one answers alone."""
         done = self.act_many([(cmd.task_id, self._heartbeat(cmd, caller)) for cmd in cmds], missing=TaskNotFoundError)
-        return [d if isinstance(d, LedgerError) else self._written(d) for d in done]
+        return [d if isinstance(d, LedgerError) else self._written(d, with_state=False) for d in done]
 
     def _heartbeat(self, cmd: c.RecordHeartbeat, caller: c.Caller) -> Callable[[Task], Any]:
         return lambda t: {"directive": t.heartbeat(self._meta(caller), cmd.lease_epoch, cmd.progress, cmd.message,
@@ -199,7 +199,7 @@ class TaskLedger(StreamApplication):
         found = self.fetch([task_id]).get(task_id)
         if found is None:
             raise TaskNotFoundError(task_id)
-        return found.state  # type: ignore[no-any-return]
+        return found.state.copy()  # type: ignore[no-any-return]  # the cache's own object must stay untouched
 
     def task_events(self, task_id: UUID, after_version: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
         """The task's audit timeline, oldest first."""
@@ -260,11 +260,15 @@ class TaskLedger(StreamApplication):
     def _act(self, task_id: UUID, action: Callable[[Task], Any], retry: bool = True) -> c.Written:
         return self._written(self.act(task_id, action, retry=retry, missing=TaskNotFoundError))
 
-    def _written(self, acted: Acted) -> c.Written:
-        """The write receipt, carrying the state the write produced (no responder reads the store again)."""
+    def _written(self, acted: Acted, with_state: bool = True) -> c.Written:
+        """The write receipt, carrying the state the write produced (no responder reads the store again).
+
+        A batch's receipts carry no state (nobody shows it), nor does an earlier item of a batch on the
+        same task: only the write's last item has a state of its own."""
         extra = acted.extra if isinstance(acted.extra, dict) else {}
         position = acted.position if acted.position is not None else self.head_position()
-        state = acted.aggregate.state if acted.version == acted.aggregate.version else None
+        last = with_state and acted.version == acted.aggregate.version
+        state = acted.aggregate.state.copy() if last else None
         return c.Written(acted.aggregate.id, acted.version, position, state=state, **extra)
 
     def _identity(self, cmd: c.CreateTask, caller: c.Caller) -> tuple[UUID, c.CreateTask]:

@@ -62,6 +62,9 @@ def check_json(field: str, value: Any) -> None:
             stack.extend((v, depth + 1) for v in item)
 
 
+_CONTAINERS = (dict, list)
+
+
 def _copy(value: Any) -> Any:
     kind = type(value)
     if kind is dict:
@@ -118,7 +121,7 @@ class TaskState:
     chain_hash: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {key: _copy(value) for key, value in self.__dict__.items()}
+        return {key: _copy(value) if type(value) in _CONTAINERS else value for key, value in self.__dict__.items()}
 
     def copy(self) -> TaskState:
         """An independent copy (the state holds only JSON values, so copying them is enough)."""

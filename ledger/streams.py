@@ -23,6 +23,7 @@ from ledger.store import (
     DEFAULT_SNAPSHOT_INTERVAL,
     AggregateCache,
     Append,
+    Appended,
     GenericStreams,
     Stream,
     StreamStore,
@@ -148,52 +149,61 @@ class StreamApplication(Application[UUID]):
     def act_many(self, items: Sequence[tuple[UUID, Action]], *, retry: bool = True,
                  missing: Callable[[UUID], Exception]) -> list[Acted | LedgerError]:
         """Every item in as few appends as possible (one when nothing conflicts); each item answers alone."""
-        groups: dict[UUID, list[int]] = {}
-        for index, (aggregate_id, _) in enumerate(items):
-            groups.setdefault(aggregate_id, []).append(index)
+        groups: dict[UUID, _Group] = {}
+        for index, (aggregate_id, action) in enumerate(items):
+            group = groups.get(aggregate_id)
+            if group is None:
+                group = groups[aggregate_id] = _Group(aggregate_id, self.cache.get(aggregate_id))
+            group.indices.append(index)
+            group.actions.append(action)
         results: list[Acted | LedgerError | None] = [None] * len(items)
-        bases = {i: self.cache.get(i) for i in groups}
-        verified = {i: False for i in groups}
-        conflicts = {i: 0 for i in groups}
-        todo = set(groups)
+        todo = list(groups.values())  # in input order: the log keeps the order the items came in
         while todo:
-            cold = [i for i in todo if bases[i] is None and not verified[i]]
-            if cold:
-                bases.update(self.fetch(cold))
-                verified.update(dict.fromkeys(cold, True))
-            runs = {i: self._run(bases[i], [items[k][1] for k in groups[i]], missing(i)) for i in todo}
-            recheck = {i for i, run in runs.items() if not verified[i] and run.unsure}
-            writes = {i: run for i, run in runs.items() if i not in recheck and run.aggregate is not None
-                      and run.events}
-            appended = self.streams.append([self._append_of(run) for run in writes.values()]) if writes else None
-            stale = set(appended.stale) if appended else set()
-            for i, run in runs.items():
-                if i in recheck or i in stale:
+            self._load_cold([g for g in todo if g.base is None and not g.verified])
+            for g in todo:
+                g.run = self._run(g.base, g.actions, g.id, missing)
+            writes = [g for g in todo if (g.verified or not g.run.unsure) and g.run.aggregate is not None
+                      and g.run.events]
+            appended = self.streams.append([self._append_of(g.run) for g in writes]) if writes else Appended()
+            again = []
+            for g in todo:
+                run = g.run
+                if not g.verified and run.unsure or g.id in appended.stale:
+                    again.append(g)
                     continue
-                positions = appended.positions.get(i, []) if appended and i in writes else []
-                if i in writes:
-                    self.cache.put(i, run.aggregate)
-                    self._snapshot_due.discard(i)
-                for k, outcome in zip(groups[i], run.outcomes(positions)):
+                positions = appended.positions.get(g.id, [])
+                if positions:
+                    self.cache.put(g.id, run.aggregate)
+                    self._snapshot_due.discard(g.id)
+                for k, outcome in zip(g.indices, run.outcomes(positions)):
                     results[k] = outcome
-            for i in stale & {i for i in writes if verified[i]}:
-                conflicts[i] += 1
-                if conflicts[i] >= (WRITE_ATTEMPTS if retry else 1):
-                    stale.discard(i)
-                    for k in groups[i]:
-                        results[k] = ConcurrentWriteError(i)
-            todo = recheck | stale
+            todo = []
+            for g in again:
+                if g.verified:  # a real conflict: another writer appended first
+                    g.conflicts += 1
+                    if g.conflicts >= (WRITE_ATTEMPTS if retry else 1):
+                        for k in g.indices:
+                            results[k] = ConcurrentWriteError(g.id)
+                        continue
+                todo.append(g)
             if todo:
-                bases.update({i: None for i in todo})
-                bases.update(self.fetch(todo))
-                verified.update(dict.fromkeys(todo, True))
+                latest = self.fetch([g.id for g in todo])
+                for g in todo:
+                    g.base, g.verified = latest.get(g.id), True
         return [r for r in results if r is not None]
 
-    def _run(self, base: Any, actions: list[Action], not_found: Exception) -> _Run:
+    def _load_cold(self, groups: list[_Group]) -> None:
+        if groups:
+            found = self.fetch([g.id for g in groups])
+            for g in groups:
+                g.base, g.verified = found.get(g.id), True
+
+    def _run(self, base: Any, actions: list[Action], aggregate_id: UUID,
+             missing: Callable[[UUID], Exception]) -> _Run:
         run = _Run(None if base is None else clone(base))
         for action in actions:
             if run.aggregate is None:
-                run.add(not_found, 0)
+                run.add(missing(aggregate_id), 0)
                 continue
             before = len(run.aggregate.pending_events)
             try:
@@ -218,6 +228,20 @@ class StreamApplication(Application[UUID]):
         if self.snapshots is not None and (crossed or aggregate.id in self._snapshot_due):
             snapshot = self.mapper.to_stored_event(type(aggregate).Snapshot.take(aggregate))
         return Append(stored, snapshot)
+
+
+class _Group:
+    """The items of one batch on one aggregate, and where they stand."""
+
+    __slots__ = ("id", "base", "verified", "conflicts", "indices", "actions", "run")
+
+    def __init__(self, aggregate_id: UUID, base: Any) -> None:
+        self.id, self.base = aggregate_id, base
+        self.verified = False
+        self.conflicts = 0
+        self.indices: list[int] = []
+        self.actions: list[Action] = []
+        self.run: _Run = _Run(None)
 
 
 class Pending:

@@ -37,8 +37,29 @@ class Clock:
         return self.issued[-1]
 
 
-def new_ledger(clock: Clock | None = None) -> TaskLedger:
-    return TaskLedger(env=dict(IN_MEMORY), clock=clock or Clock(), calendar=CronCalendar())
+def new_ledger(clock: Clock | None = None, **options: Any) -> TaskLedger:
+    """An in-memory ledger; `options` are TaskLedger's keywords (`cache_size`, `snapshot_interval`)."""
+    return TaskLedger(env=dict(IN_MEMORY), clock=clock or Clock(), calendar=CronCalendar(), **options)
+
+
+class _SharedStoreLedger(TaskLedger):
+    """A ledger over another ledger's in-memory event and snapshot stores, with a cache of its own."""
+
+    def __init__(self, store: TaskLedger, **options: Any) -> None:
+        self._store = store
+        super().__init__(env=dict(IN_MEMORY), clock=store.clock, calendar=store.calendar, **options)
+
+    def construct_recorder(self) -> Any:
+        return self._store.recorder
+
+    def construct_snapshot_store(self) -> Any:
+        assert self._store.snapshots is not None
+        return self.factory.event_store(mapper=self.mapper, recorder=self._store.snapshots.recorder)
+
+
+def another_process(app: TaskLedger, **options: Any) -> TaskLedger:
+    """A second ledger on the same in-memory store, as another server process would be: its cache starts cold."""
+    return _SharedStoreLedger(app, **options)
 
 
 def events_of(app: TaskLedger, task_id: UUID) -> list[Any]:
