@@ -39,8 +39,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 try:
     import psycopg
 
-    from concurrent.futures import ThreadPoolExecutor
-
     from bench import inprocess, scenarios
     from bench import services as svc
     from bench.client import Client, LeasedTask, basic_auth, prepare_leased_tasks
@@ -372,24 +370,23 @@ class Bench:
         found["skip"] = self.skip_test()
         return found
 
-    def first_writes(self) -> dict[str, Any]:
-        """First heartbeat on a long task and on a fresh one: after a service restart, and in a fresh process."""
+    def first_writes(self, per_restart: int = 3) -> dict[str, Any]:
+        """First heartbeat on long tasks and on fresh ones: after service restarts, and in fresh processes."""
         events = self.args.long_task_events
-        progress(f"a task of {events:,} events and one of 2; first heartbeat after each of "
-                 f"{self.args.restarts} restarts")
-        long_task = inprocess.make_task(self.db.url, "bench-long", events)
-        short = inprocess.make_task(self.db.url, "bench-short", 2)
+        progress(f"{per_restart} tasks of {events:,} events and {per_restart} of 2; their first heartbeats after "
+                 f"each of {self.args.restarts} restarts")
+        tasks = {"long": [inprocess.make_task(self.db.url, f"bench-long-{k}", events) for k in range(per_restart)],
+                 "short": [inprocess.make_task(self.db.url, f"bench-short-{k}", 2) for k in range(per_restart)]}
         spare = inprocess.make_task(self.db.url, "bench-spare", 2)
         http: dict[str, list[float]] = {"long": [], "short": []}
         for trial in range(self.args.restarts):
             self.restart_service()
-            self.warm(spare)
-            for name, task in ((("long", long_task), ("short", short)) if trial % 2 == 0
-                               else (("short", short), ("long", long_task))):
-                http[name].append(scenarios.first_heartbeat_ms(self.api_base, "admin", self.password, task))
-        cold = {"long": inprocess.cold_first_write(self.db.url, long_task),
-                "short": inprocess.cold_first_write(self.db.url, short)}
-        return {"events": long_task.events, "http_ms": http, "process_ms": cold}
+            for k in range(per_restart):  # alternate which kind goes first
+                for name in (("long", "short") if (trial + k) % 2 == 0 else ("short", "long")):
+                    http[name].append(scenarios.first_heartbeat_ms(self.api_base, "admin", self.password,
+                                                                   tasks[name][k], spare))
+        cold = {name: inprocess.cold_first_write(self.db.url, found[0]) for name, found in tasks.items()}
+        return {"events": tasks["long"][0].events, "http_ms": http, "process_ms": cold}
 
     def restart_service(self) -> None:
         if self.service is not None:
@@ -398,13 +395,6 @@ class Bench:
                                          self.env, self.workdir)
         url = self.service.wait_ready_line(svc.READY_LINE, timeout=120).group(1)
         self.api_base = url[: -len(API)]
-
-    def warm(self, spare: inprocess.LongTask) -> None:
-        """Every gunicorn worker opens its pools (reads through the ledger) before anything is timed."""
-        client = Client(self.api_base + API, self.auth)
-        with ThreadPoolExecutor(max_workers=16) as pool:
-            list(pool.map(lambda _: client.expect("GET", f"/tasks/{spare.task_id}/events", None, (200,)),
-                          range(64)))
 
     def rebuild(self, head: int) -> Measurement:
         progress(f"taskledger rebuild (both projections) over {head:,} events, the service running")

@@ -17,12 +17,21 @@ aggregate; it reports which aggregates were written.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, cast
 from uuid import UUID
 
 import psycopg
-from eventsourcing.persistence import IntegrityError, Notification, ProgrammingError, StoredEvent, Subscription
+from eventsourcing.persistence import (
+    IntegrityError,
+    InterfaceError,
+    Notification,
+    OperationalError,
+    ProgrammingError,
+    StoredEvent,
+    Subscription,
+)
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg import sql
 
@@ -49,13 +58,31 @@ JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
 WHERE d.adrelid = %s::regclass AND a.attname = 'notification_id'
 """
 
-# The common write: one event of one aggregate, guarded by its version.
+# The common write: one event of one aggregate. Versions are gap-free, so "no event at this version yet"
+# is "the expected version is still current"; ON CONFLICT waits for a writer in flight and never errors.
 WRITE_ONE = """
 INSERT INTO {events} (originator_id, originator_version, topic, state)
-SELECT %(id)s, %(version)s, %(topic)s, %(state)s
-WHERE NOT EXISTS (SELECT 1 FROM {events} e WHERE e.originator_id = %(id)s AND e.originator_version >= %(version)s)
+VALUES (%(id)s, %(version)s, %(topic)s, %(state)s)
+ON CONFLICT (originator_id, originator_version) DO NOTHING
 RETURNING originator_id, originator_version, notification_id
 """
+
+# A batch of aggregates with one event each (heartbeats): the same guard, row by row.
+WRITE_SINGLES = """
+WITH written AS (
+    INSERT INTO {events} (originator_id, originator_version, topic, state)
+    SELECT originator_id, originator_version, topic, state
+    FROM unnest(%(ids)b::uuid[], %(versions)b::bigint[], %(topics)b::text[], %(states)b::bytea[],
+                %(firsts)b::bigint[]) WITH ORDINALITY AS b(originator_id, originator_version, topic, state, first, n)
+    ORDER BY n
+    ON CONFLICT (originator_id, originator_version) DO NOTHING
+    RETURNING originator_id, originator_version, notification_id
+){snapshots}
+SELECT originator_id, originator_version, notification_id FROM written
+"""
+
+# Several events of one aggregate must go in all together or not at all: guarded on the first one's version
+# (a writer in flight that took it makes the statement fail; it is written again and then finds it stale).
 
 WRITE = """
 WITH batch AS (
@@ -78,7 +105,7 @@ SNAPSHOTS = """, snapshotted AS (
     INSERT INTO {snapshots} (originator_id, originator_version, topic, state)
     SELECT s.* FROM unnest(%(s_ids)b::uuid[], %(s_versions)b::bigint[], %(s_topics)b::text[],
                            %(s_states)b::bytea[]) AS s(originator_id, originator_version, topic, state)
-    WHERE s.originator_id IN (SELECT originator_id FROM fresh)
+    WHERE s.originator_id IN (SELECT originator_id FROM {written})
     ON CONFLICT DO NOTHING
 )"""
 
@@ -134,9 +161,11 @@ class LedgerRecorder(PostgresApplicationRecorder):
             sql.SQL(POSITION_DEFAULT).format(events=self.events_ident, function=self.position_function)]
         # Rendered once: psycopg caches the parsing of a query given as text, not of a Composed one.
         self.write_one = sql.SQL(WRITE_ONE).format(events=self.events_ident).as_string()
-        self.write_plain = sql.SQL(WRITE).format(events=self.events_ident, snapshots=sql.SQL("")).as_string()
-        self.write_with_snapshots = sql.SQL(WRITE).format(
-            events=self.events_ident, snapshots=sql.SQL(SNAPSHOTS).format(snapshots=snapshots)).as_string()
+        self.writes = {(singles, with_snapshots): sql.SQL(WRITE_SINGLES if singles else WRITE).format(
+            events=self.events_ident,
+            snapshots=sql.SQL(SNAPSHOTS).format(snapshots=snapshots, written=sql.Identifier(
+                "written" if singles else "fresh")) if with_snapshots else sql.SQL("")).as_string()
+            for singles in (True, False) for with_snapshots in (True, False)}
         self.read_streams_statement = sql.SQL(READ_STREAMS).format(
             events=self.events_ident, snapshots=snapshots).as_string()
         self.read_stream_statement = sql.SQL(READ_STREAM).format(
@@ -147,6 +176,7 @@ class LedgerRecorder(PostgresApplicationRecorder):
         self.fence = Fence(self.events_ident)
         self.notifier = Notifier(self.datastore, self.channel_name)
         self._checked = False
+        self._pool_open = False
 
     # ------------------------------------------------------------------ writes
     def append(self, batch: Sequence[Append]) -> Appended:
@@ -160,7 +190,8 @@ class LedgerRecorder(PostgresApplicationRecorder):
             params = {"id": e.originator_id, "version": e.originator_version, "topic": e.topic, "state": e.state}
         else:
             params = _write_params(batch)
-            statement = self.write_with_snapshots if params.get("s_ids") else self.write_plain
+            singles = all(len(a.events) == 1 for a in batch)
+            statement = self.writes[singles, bool(params.get("s_ids"))]
         rows = self._write(statement, params)
         self.notifier.wake()
         result = Appended()
@@ -186,7 +217,7 @@ class LedgerRecorder(PostgresApplicationRecorder):
     def _write(self, statement: str, params: dict[str, Any]) -> list[tuple[Any, int, int]]:
         """One autocommit statement (its own transaction); a unique-key race is written again."""
         self._check_schema()
-        with self.datastore.get_connection() as conn:
+        with self._connection() as conn:
             for attempt in range(ATTEMPTS):
                 try:
                     with conn.cursor(row_factory=psycopg.rows.tuple_row) as curs:
@@ -197,6 +228,20 @@ class LedgerRecorder(PostgresApplicationRecorder):
                     # committed now, so the next attempt sees it and reports that aggregate stale.
                     log.debug("append raced a concurrent writer (attempt %d); writing again", attempt + 1)
         raise IntegrityError("append kept racing concurrent writers")
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection for the hot paths, without the library's per-checkout work (it opens the pool)."""
+        if not self._pool_open:
+            with self.datastore.get_connection():
+                self._pool_open = True
+        try:
+            with self.datastore.pool.connection() as conn:
+                yield conn
+        except psycopg.OperationalError as exc:
+            raise OperationalError(str(exc)) from exc
+        except psycopg.InterfaceError as exc:
+            raise InterfaceError(str(exc)) from exc
 
     def _check_schema(self) -> None:
         """Refuses to write to an event table whose positions are not taken after the transaction id."""
@@ -225,7 +270,7 @@ class LedgerRecorder(PostgresApplicationRecorder):
             statement = self.read_streams_statement
             params = {"ids": list(known), "known": list(known.values()), "use": snapshots}
         found: dict[UUID, Stream] = {}
-        with self.datastore.get_connection() as conn, conn.cursor(row_factory=psycopg.rows.tuple_row) as curs:
+        with self._connection() as conn, conn.cursor(row_factory=psycopg.rows.tuple_row) as curs:
             curs.execute(statement, params, prepare=True)
             for is_snapshot, originator_id, version, topic, state in curs.fetchall():
                 stream = found.setdefault(originator_id, Stream())
@@ -265,7 +310,7 @@ class LedgerRecorder(PostgresApplicationRecorder):
             return []
         statement = self.select_topics if topics else self.select_all
         params: list[Any] = [after, upto, *([list(topics)] if topics else []), limit]
-        with self.datastore.get_connection() as conn, conn.cursor(row_factory=psycopg.rows.tuple_row) as curs:
+        with self._connection() as conn, conn.cursor(row_factory=psycopg.rows.tuple_row) as curs:
             curs.execute(statement, params, prepare=True)
             return [Notification(id=n, originator_id=o, originator_version=v, topic=t, state=bytes(s))
                     for n, o, v, t, s in curs.fetchall()]

@@ -68,7 +68,15 @@ def _register_rebuild(subparsers: argparse._SubParsersAction) -> None:  # type: 
                         help="discard an unfinished earlier rebuild instead of resuming it")
     parser.add_argument("--handover-timeout", type=_positive_seconds, default=30.0, metavar="SECONDS",
                         help="how long to wait for the live runners to hand their lead over (default 30)")
+    parser.add_argument("--batch-size", type=_batch_size, default=2000, metavar="EVENTS",
+                        help="events applied per transaction (default 2000; a killed run loses at most one batch)")
     _quiet(parser)
+
+
+def _batch_size(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 100_000:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of events from 1 to 100000")
+    return int(text)
 
 
 def _positive_seconds(text: str) -> float:
@@ -231,7 +239,8 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
             print(line)
         return 0
     options = rb.Options(accept_differences=args.accept_differences, drop_retired=args.drop_retired,
-                         restart=args.restart, handover_timeout=args.handover_timeout, progress=not args.quiet)
+                         restart=args.restart, handover_timeout=args.handover_timeout, progress=not args.quiet,
+                         batch_size=args.batch_size)
     try:
         done = rb.rebuild(url, names, options)
     except (rb.Refused, rb.Unappliable) as exc:

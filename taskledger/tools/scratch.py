@@ -116,8 +116,60 @@ def primary_key(conn: psycopg.Connection[Any], schema: str, table: str) -> list[
 
 def diff_table(live: psycopg.Connection[Any], fresh: psycopg.Connection[Any], schema: str,
                table: str) -> Iterator[RowDifference]:
-    """Merges both tables in primary-key order (text keys in byte order, as Python compares them)."""
+    """Merges both tables in primary-key order (text keys in byte order, as Python compares them).
+
+    Each side sends its keys and a hash of each row's text (columns by name), so the comparison reads
+    no documents; a row whose hashes differ is then read whole from both sides to say what differs.
+    """
     keys = primary_key(fresh, schema, table)
+    names = [k for k, _ in keys]
+    columns = _columns(live, sql.Identifier(table))
+    if columns != _columns(fresh, sql.Identifier(schema, table)):
+        yield from _diff_rows(live, fresh, schema, table, keys)  # different columns: compare them by name
+        return
+    order = sql.SQL(", ").join(
+        sql.SQL('{} COLLATE "C"').format(sql.Identifier(k)) if text else sql.Identifier(k) for k, text in keys)
+    digest = sql.SQL("md5(ROW({})::text) AS row_hash").format(sql.SQL(", ").join(map(sql.Identifier, columns)))
+    select = sql.SQL("SELECT {}, {} FROM {} ORDER BY {}")
+    live_rows = _rows(live, select.format(sql.SQL(", ").join(map(sql.Identifier, names)), digest,
+                                          sql.Identifier(table), order))
+    fresh_rows = _rows(fresh, select.format(sql.SQL(", ").join(map(sql.Identifier, names)), digest,
+                                            sql.Identifier(schema, table), order))
+    old, new = next(live_rows, None), next(fresh_rows, None)
+    while old is not None or new is not None:
+        side = _side(old, new, names)
+        key = dict(zip(names, _key(new if side == "missing" else old, names)))
+        if side == "extra":
+            yield RowDifference(table, key, "extra", "the live table has this row; the replay does not")
+        elif side == "missing":
+            yield RowDifference(table, key, "missing", "the replay has this row; the live table does not")
+        elif old and new and old["row_hash"] != new["row_hash"]:
+            whole = [_row_by_key(conn, where, table, key) for conn, where in ((live, None), (fresh, schema))]
+            yield RowDifference(table, key, "differs", field_differences(whole[0], whole[1]))
+        if side != "missing":
+            old = next(live_rows, None)
+        if side != "extra":
+            new = next(fresh_rows, None)
+
+
+def _columns(conn: psycopg.Connection[Any], table: sql.Identifier) -> list[str]:
+    """The table's column names in name order (the table as this connection's search path finds it)."""
+    rows = conn.execute("SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 "
+                        "AND NOT attisdropped ORDER BY attname", (table.as_string(conn),)).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def _row_by_key(conn: psycopg.Connection[Any], schema: str | None, table: str, key: dict[str, Any]) -> dict[str, Any]:
+    where = sql.SQL(" AND ").join(sql.SQL("{} = %s").format(sql.Identifier(k)) for k in key)
+    target = sql.Identifier(table) if schema is None else sql.Identifier(schema, table)
+    with conn.cursor(row_factory=dict_row) as cursor:
+        row = cursor.execute(sql.SQL("SELECT * FROM {} WHERE {}").format(target, where), list(key.values())).fetchone()
+    return row or {}
+
+
+def _diff_rows(live: psycopg.Connection[Any], fresh: psycopg.Connection[Any], schema: str, table: str,
+               keys: list[tuple[str, bool]]) -> Iterator[RowDifference]:
+    """The whole-row merge, for tables whose columns differ between the two sides."""
     order = sql.SQL(", ").join(
         sql.SQL('{} COLLATE "C"').format(sql.Identifier(k)) if text else sql.Identifier(k) for k, text in keys)
     names = [k for k, _ in keys]

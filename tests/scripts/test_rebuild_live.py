@@ -237,7 +237,8 @@ def test_a_rebuild_killed_midway_resumes_where_it_stopped(
     w = workload(n=250)
     before = catalog(w.url)
     env = {**os.environ, "TASKLEDGER_DATABASE_URL": w.url, "TASKLEDGER_LOG_LEVEL": "WARNING"}
-    process = subprocess.Popen([sys.executable, "-m", "taskledger.cli", "rebuild", "--quiet"], env=env,
+    process = subprocess.Popen([sys.executable, "-m", "taskledger.cli", "rebuild", "--quiet", "--batch-size", "100"],
+                               env=env,
                                stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while _rebuilt_position(w.url) == 0 and time.monotonic() < deadline and process.poll() is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,7 @@ from taskledger.tools.rebuild.tables import ProjectionTables
 from taskledger.tools.store import COLUMNS, EVENTS_TABLE, Decoder, StoredRow, ToolError, connect
 from taskledger.tools.verify import UNREADABLE
 
-BATCH = 500
+BATCH = 2000
 FETCH = sql.SQL("SELECT {} FROM {} WHERE notification_id > %s AND notification_id <= %s "
                 "ORDER BY notification_id LIMIT %s").format(sql.SQL(COLUMNS), sql.Identifier(EVENTS_TABLE))
 
@@ -59,19 +60,28 @@ def feed(url: str, decoder: Decoder, targets: Sequence[Target], shown: Any, batc
     """Applies every event after each target's position up to its bound; returns how many events were read.
 
     Each batch commits the tables and their tracking position together, so a run killed at any point
-    resumes after the last committed batch.
+    resumes after the last committed batch. The next batch is read and decoded while the targets write
+    the current one, each target on a connection (and thread) of its own.
     """
     lo, hi = _span(targets)
     read = 0
-    with connect(url, autocommit=True) as conn:
-        while lo < hi:
-            rows = [StoredRow(p, o, v, t, bytes(s)) for p, o, v, t, s in conn.execute(FETCH, (lo, hi, batch))]
+    with connect(url, autocommit=True) as conn, ThreadPoolExecutor(max_workers=1 + len(targets)) as pool:
+        def fetch(after: int) -> tuple[list[StoredRow], dict[int, Any]]:
+            rows = [StoredRow(p, o, v, t, bytes(s)) for p, o, v, t, s in conn.execute(FETCH, (after, hi, batch))]
+            wanted = {r.position: _decode(decoder, r) for r in rows
+                      if any(t.tables.wants(r.topic) for t in targets)}
+            return rows, wanted
+
+        pending: Future[tuple[list[StoredRow], dict[int, Any]]] | None = pool.submit(fetch, lo) if lo < hi else None
+        while pending is not None:
+            rows, decoded = pending.result()
             if not rows:
                 break
-            _apply_batch(decoder, targets, rows)
+            pending = pool.submit(fetch, rows[-1].position) if rows[-1].position < hi else None
+            for done in [pool.submit(_apply_target, t, rows, decoded) for t in targets]:
+                done.result()
             read += len(rows)
             shown.update(len(rows))
-            lo = rows[-1].position
     for target in targets:
         target.tables.fed = max(target.tables.fed, min(target.upto, hi))
     return read
@@ -84,22 +94,14 @@ def _span(targets: Sequence[Target]) -> tuple[int, int]:
     return min(t.tables.fed for t in behind), max(t.upto for t in behind)
 
 
-def _apply_batch(decoder: Decoder, targets: Sequence[Target], rows: list[StoredRow]) -> None:
-    """Each busy target's share of the rows, applied and tracked in one transaction per target."""
-    decoded: dict[int, Any] = {}
-    for target in targets:
-        tables = target.tables
-        mine = [r for r in rows if tables.fed < r.position <= target.upto]
-        if not mine:
-            continue
-        items = []
-        for row in mine:
-            if tables.wants(row.topic):
-                if row.position not in decoded:
-                    decoded[row.position] = _decode(decoder, row)
-                items.append((row.position, decoded[row.position]))
-        _apply(tables, mine, items)
-        tables.fed = mine[-1].position
+def _apply_target(target: Target, rows: list[StoredRow], decoded: dict[int, Any]) -> None:
+    """The target's share of the rows, applied and tracked in one transaction."""
+    tables = target.tables
+    mine = [r for r in rows if tables.fed < r.position <= target.upto]
+    if not mine:
+        return
+    _apply(tables, mine, [(r.position, decoded[r.position]) for r in mine if tables.wants(r.topic)])
+    tables.fed = mine[-1].position
 
 
 def _decode(decoder: Decoder, row: StoredRow) -> Any:

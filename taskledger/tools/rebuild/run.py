@@ -25,7 +25,7 @@ from psycopg import sql
 from projections.runner import LOCK_SPACE, lead_held
 from taskledger.tools.progress import bar
 from taskledger.tools.rebuild.compare import Differences, compare
-from taskledger.tools.rebuild.feed import Target, Unappliable, feed, head, pending
+from taskledger.tools.rebuild.feed import BATCH, Target, Unappliable, feed, head, pending
 from taskledger.tools.rebuild.switch import drop_retired, leads, switch
 from taskledger.tools.rebuild.tables import (
     LIVE_SCHEMA,
@@ -51,6 +51,7 @@ class Options:
     restart: bool = False
     handover_timeout: float = 30.0
     progress: bool = True
+    batch_size: int = BATCH
 
 
 @dataclass
@@ -105,10 +106,10 @@ def exclusive(url: str, names: Sequence[str]) -> Iterator[None]:
 
 
 def _run(url: str, decoder: Decoder, builds: list[ProjectionTables], options: Options, say: Say) -> list[Switched]:
-    catch_up(url, decoder, builds, options.progress)
+    catch_up(url, decoder, builds, options.progress, options.batch_size)
     checked, found = verify_snapshot(url, decoder, builds, say)
     _judge(found, options, say)
-    catch_up(url, decoder, builds, options.progress)
+    catch_up(url, decoder, builds, options.progress, options.batch_size)
     at, final, retired = switch_over(url, decoder, builds, checked, options, say)
     done = [Switched(b.name, at, _rows(url, b.name), retired[b.name],
                      sum(d[b.name].total for d in (found, final) if b.name in d)) for b in builds]
@@ -128,7 +129,7 @@ def switch_over(url: str, decoder: Decoder, builds: list[ProjectionTables], chec
                 at = head(url)
                 todo = pending(conn, [Target(t, at) for t in [*live, *builds]])
             with bar(todo, "switch", enabled=options.progress and todo > NEAR_HEAD) as shown:
-                feed(url, decoder, [Target(b, at) for b in builds], shown)
+                feed(url, decoder, [Target(b, at) for b in builds], shown, options.batch_size)
                 _feed_live(url, decoder, [Target(t, at) for t in live], shown, options, say)
             final = verify_recent(url, builds, checked)
             _judge(final, options, say)
@@ -141,7 +142,7 @@ def switch_over(url: str, decoder: Decoder, builds: list[ProjectionTables], chec
 def _feed_live(url: str, decoder: Decoder, targets: list[Target], shown: Any, options: Options, say: Say) -> None:
     """The live tables to the same position, as their runner would; broken live tables only block the compare."""
     try:
-        feed(url, decoder, targets, shown)
+        feed(url, decoder, targets, shown, options.batch_size)
     except Unappliable as exc:
         if not options.accept_differences:
             raise Refused(f"the live tables cannot be brought to the head to be compared: {exc}; nothing was "
@@ -150,7 +151,8 @@ def _feed_live(url: str, decoder: Decoder, targets: list[Target], shown: Any, op
         say(f"the live tables cannot be brought to the head ({exc}); they are compared as they are")
 
 
-def catch_up(url: str, decoder: Decoder, builds: Sequence[ProjectionTables], progress: bool) -> None:
+def catch_up(url: str, decoder: Decoder, builds: Sequence[ProjectionTables], progress: bool,
+             batch: int = BATCH) -> None:
     """Feeds the rebuild to the head while writes go on, until only a few events are left."""
     label = "rebuild " + ", ".join(b.name for b in builds)
     with connect(url, autocommit=True) as conn, ExitStack() as stack:
@@ -165,7 +167,7 @@ def catch_up(url: str, decoder: Decoder, builds: Sequence[ProjectionTables], pro
             else:
                 shown.total = shown.n + todo
                 shown.refresh()
-            feed(url, decoder, targets, shown)
+            feed(url, decoder, targets, shown, batch)
             if todo <= NEAR_HEAD:
                 return
 
