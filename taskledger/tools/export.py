@@ -27,6 +27,7 @@ from taskledger.tools.store import (
     connect,
     count_rows,
     read_rows,
+    readable_head,
     tracked_positions,
     unreachable,
     where,
@@ -44,14 +45,22 @@ class Imported:
 
 
 def export_events(url: str, out: TextIO, progress: bool = True) -> int:
-    """Writes every event as one JSON line, from one consistent snapshot; returns how many."""
+    """Writes every event as one JSON line, from one consistent snapshot; returns how many.
+
+    Only up to the readers' fence at the start: an event a writer is still committing below the newest
+    one is not there yet, and an export past it would have a hole that later fills in.
+    """
+    with connect(url) as conn:
+        check_event_store(conn, url)
+        conn.rollback()
+    upto = readable_head(url)
     with connect(url) as conn:
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         conn.read_only = True
-        check_event_store(conn, url)
         written = 0
-        with bar(count_rows(conn), "export", enabled=progress) as shown:
-            for row in read_rows(conn, "log"):
+        condition, params = "notification_id <= %s", (upto,)
+        with bar(count_rows(conn, condition, params), "export", enabled=progress) as shown:
+            for row in read_rows(conn, "log", condition, params):
                 out.write(export_line(row) + "\n")
                 written += 1
                 shown.update()

@@ -13,6 +13,7 @@ from eventsourcing.persistence import Mapper, StoredEvent
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
+from eventstore.fence import Fence
 from ledger.application import TaskLedger, external_task_id
 from ledger.domain import event_hash
 from projections.queries import APPLICATION
@@ -90,6 +91,13 @@ def task_id_of(url: str, task: str, namespace: str | None) -> UUID:
         row = conn.execute("SELECT id FROM tasks WHERE namespace = %s AND external_id = %s",
                            (namespace, task)).fetchone()
     return row[0] if row else external_task_id(namespace, task)
+
+
+def readable_head(url: str, timeout: float = 5.0) -> int:
+    """The highest position no event still committing can land at or below (the readers' fence): a log read
+    up to it is a consistent prefix, whatever writers are doing."""
+    with connect(url, autocommit=True) as conn:
+        return Fence(sql.Identifier(EVENTS_TABLE)).readable_head(conn, timeout=timeout)
 
 
 def tracked_positions(conn: psycopg.Connection[Any]) -> dict[str, int]:

@@ -23,6 +23,7 @@ from ledger.domain import is_task_event
 from taskledger.tools.chain import Finding, Head, Link, check_chain
 from taskledger.tools.progress import bar
 from taskledger.tools.scratch import ScratchProjections, diff_table, field_differences
+from taskledger.tools.snapshots import check_snapshots
 from taskledger.tools.store import (
     Decoder,
     StoredRow,
@@ -44,6 +45,7 @@ class Report:
 
     streams: int = 0
     events: int = 0
+    snapshots: int = 0
     positions: dict[str, int] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
 
@@ -52,7 +54,8 @@ class Report:
         return not self.findings
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "streams": self.streams, "events": self.events, "positions": self.positions,
+        return {"ok": self.ok, "streams": self.streams, "events": self.events, "snapshots": self.snapshots,
+                "positions": self.positions,
                 "findings": [f.to_dict() for f in self.findings]}
 
 
@@ -74,7 +77,8 @@ def render(report: Report) -> Iterator[str]:
                f"{f.kind:<{widths['kind']}}  {f.detail}")
     positions = ", ".join(f"{name} at {p}" for name, p in report.positions.items())
     verdict = "consistent" if report.ok else f"{len(report.findings)} problems"
-    yield f"verify: {verdict} — {report.streams} streams, {report.events} events; projections compared: {positions}"
+    yield (f"verify: {verdict} — {report.streams} streams, {report.events} events, {report.snapshots} snapshots; "
+           f"projections compared: {positions}")
 
 
 def verify(url: str, *, projections: bool = True, progress: bool = True) -> Report:
@@ -88,6 +92,8 @@ def verify(url: str, *, projections: bool = True, progress: bool = True) -> Repo
             snapshot.read_only = True
             report.positions = tracked_positions(snapshot)
             check_streams(snapshot, decoder, report, progress)
+            report.snapshots, found = check_snapshots(snapshot, decoder, progress)
+            report.findings += found
             if projections:
                 compare_projections(url, snapshot, decoder, report, progress)
     finally:

@@ -171,3 +171,44 @@ def test_verify_can_skip_the_projection_replay(workload: Made, cli: CLI, capsys:
     code = cli(w.url, "verify", "--quiet", "--skip-projections")
 
     assert code == 0, capsys.readouterr().out
+
+
+def _long_stream(url: str, events: int) -> UUID:
+    """A running task with `events` events, so that it has snapshots (one every 50 versions)."""
+    from ledger import commands as c
+    from ledger.application import TaskLedger
+    from taskledger.config import eventsourcing_env
+
+    app = TaskLedger(eventsourcing_env(url, pool_size=1))
+    try:
+        who = c.Caller("verify-test", "r")
+        task_id = app.create_task(c.CreateTask(namespace="snap", name="long"), who).task_id
+        epoch = app.start_task(c.StartTask(task_id, "w"), who).lease_epoch or 0
+        for n in range(events - 2):
+            app.record_heartbeat(c.RecordHeartbeat(task_id, epoch, progress=float(n % 100)), who)
+        return task_id
+    finally:
+        app.close()
+
+
+def test_snapshots_are_checked_against_the_replay_of_their_events(
+        workload: Made, cli: CLI, capsys: pytest.CaptureFixture[str]) -> None:
+    w = workload(n=2)
+    task_id = _long_stream(w.url, 120)
+    code, clean = _verify_json(cli, w.url, capsys)
+    assert code == 0 and clean["snapshots"] == 2  # versions 50 and 100
+
+    with psycopg.connect(w.url) as conn:
+        row = conn.execute("SELECT state FROM taskledger_snapshots WHERE originator_id = %s AND originator_version = 100",
+                           (task_id,)).fetchone()
+        assert row is not None
+        stored = json.loads(bytes(row[0]))
+        task = json.loads(stored["state"]["task"])
+        stored["state"]["task"] = json.dumps({**task, "lease_epoch": task["lease_epoch"] + 7})
+        conn.execute("UPDATE taskledger_snapshots SET state = %s WHERE originator_id = %s AND originator_version = 100",
+                     (json.dumps(stored).encode(), task_id))
+
+    code, report = _verify_json(cli, w.url, capsys)
+    assert code == 1
+    assert _problems(report, "snapshot") == {(str(task_id), 100, "differs")}
+    assert "lease_epoch" in next(f["detail"] for f in report["findings"] if f["check"] == "snapshot")

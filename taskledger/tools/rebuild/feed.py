@@ -11,9 +11,8 @@ import psycopg
 from eventsourcing.persistence import InterfaceError, OperationalError
 from psycopg import sql
 
-from eventstore.fence import Fence
 from taskledger.tools.rebuild.tables import ProjectionTables
-from taskledger.tools.store import COLUMNS, EVENTS_TABLE, Decoder, StoredRow, ToolError, connect
+from taskledger.tools.store import COLUMNS, EVENTS_TABLE, Decoder, StoredRow, ToolError, connect, readable_head
 from taskledger.tools.verify import UNREADABLE
 
 BATCH = 2000
@@ -42,8 +41,7 @@ def committed_head(conn: psycopg.Connection[Any]) -> int:
 
 def head(url: str) -> int:
     """The highest position the rebuild may feed to: no event still committing can land at or below it."""
-    with connect(url, autocommit=True) as conn:
-        return Fence(sql.Identifier(EVENTS_TABLE)).readable_head(conn, timeout=5.0)
+    return readable_head(url)
 
 
 def pending(conn: psycopg.Connection[Any], targets: Sequence[Target]) -> int:
