@@ -9,9 +9,9 @@ import os
 bind = f"{os.environ.get('TASKLEDGER_BIND', '127.0.0.1')}:{os.environ.get('TASKLEDGER_PORT', '8080')}"
 # Each worker builds its own application, pools included, after the fork.
 wsgi_app = "taskledger.wsgi:create_app()"
-# More processes with fewer threads each: a write holds the event store's table lock until its
-# thread gets the GIL back to commit, so fewer threads per process means shorter lock holds
-# (bench/run.py: 4x2 answered ~35% more writes and reads than 2x4 on 2 cores, same run).
+# More processes with fewer threads each: Python work in one process is serialised by its GIL, and a
+# request spends most of its time in Python (bench/run.py: 4x2 answered more writes and reads than
+# 2x4 on 2 cores, same run).
 workers = int(os.environ.get("TASKLEDGER_WORKERS", str(min(8, 2 * multiprocessing.cpu_count()))))
 worker_class = "gthread"
 threads = int(os.environ.get("TASKLEDGER_THREADS", "2"))
