@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 RECONNECT_DELAY = 1.0
 # At most one wake-up per this many seconds per process: readers that are busy read every commit
 # anyway, and an idle one is woken within this much of the first commit.
-MIN_INTERVAL = 0.02
+MIN_INTERVAL = 0.01
 IDLE_EXIT = 10.0
 
 

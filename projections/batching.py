@@ -20,7 +20,7 @@ from ledger.application import TaskLedger
 APPLICATION = TaskLedger.name
 # After a small batch, events gather this long before the rest is read: fewer, larger transactions for
 # the same events (a read-your-writes wait grows by at most this much).
-GATHER = 0.02
+GATHER = 0.01
 
 Decoded = tuple[int, int, list[tuple[int, Any]]]  # (last event's position, events read, the wanted ones decoded)
 

@@ -120,21 +120,28 @@ def diff_table(live: psycopg.Connection[Any], fresh: psycopg.Connection[Any], sc
 
     Each side sends its keys and a hash of each row's text (columns by name), so the comparison reads
     no documents; a row whose hashes differ is then read whole from both sides to say what differs.
+    Tables whose columns differ between the sides are compared whole row by whole row instead.
     """
     keys = primary_key(fresh, schema, table)
     names = [k for k, _ in keys]
-    columns = _columns(live, sql.Identifier(table))
-    if columns != _columns(fresh, sql.Identifier(schema, table)):
-        yield from _diff_rows(live, fresh, schema, table, keys)  # different columns: compare them by name
-        return
     order = sql.SQL(", ").join(
         sql.SQL('{} COLLATE "C"').format(sql.Identifier(k)) if text else sql.Identifier(k) for k, text in keys)
-    digest = sql.SQL("md5(ROW({})::text) AS row_hash").format(sql.SQL(", ").join(map(sql.Identifier, columns)))
-    select = sql.SQL("SELECT {}, {} FROM {} ORDER BY {}")
-    live_rows = _rows(live, select.format(sql.SQL(", ").join(map(sql.Identifier, names)), digest,
-                                          sql.Identifier(table), order))
-    fresh_rows = _rows(fresh, select.format(sql.SQL(", ").join(map(sql.Identifier, names)), digest,
-                                            sql.Identifier(schema, table), order))
+    columns = _columns(live, sql.Identifier(table))
+    hashed = columns == _columns(fresh, sql.Identifier(schema, table))
+    selected = sql.SQL("{}, md5(ROW({})::text) AS row_hash").format(
+        sql.SQL(", ").join(map(sql.Identifier, names)), sql.SQL(", ").join(map(sql.Identifier, columns))
+    ) if hashed else sql.SQL("*")
+    select = sql.SQL("SELECT {} FROM {} ORDER BY {}")
+    live_rows = _rows(live, select.format(selected, sql.Identifier(table), order))
+    fresh_rows = _rows(fresh, select.format(selected, sql.Identifier(schema, table), order))
+
+    def differs(old: Row, new: Row, key: dict[str, Any]) -> str | None:
+        if not hashed:
+            return field_differences(old, new) if old != new else None
+        if old["row_hash"] == new["row_hash"]:
+            return None
+        return field_differences(_row_by_key(live, None, table, key), _row_by_key(fresh, schema, table, key))
+
     old, new = next(live_rows, None), next(fresh_rows, None)
     while old is not None or new is not None:
         side = _side(old, new, names)
@@ -143,9 +150,8 @@ def diff_table(live: psycopg.Connection[Any], fresh: psycopg.Connection[Any], sc
             yield RowDifference(table, key, "extra", "the live table has this row; the replay does not")
         elif side == "missing":
             yield RowDifference(table, key, "missing", "the replay has this row; the live table does not")
-        elif old and new and old["row_hash"] != new["row_hash"]:
-            whole = [_row_by_key(conn, where, table, key) for conn, where in ((live, None), (fresh, schema))]
-            yield RowDifference(table, key, "differs", field_differences(whole[0], whole[1]))
+        elif old is not None and new is not None and (detail := differs(old, new, key)) is not None:
+            yield RowDifference(table, key, "differs", detail)
         if side != "missing":
             old = next(live_rows, None)
         if side != "extra":
@@ -165,31 +171,6 @@ def _row_by_key(conn: psycopg.Connection[Any], schema: str | None, table: str, k
     with conn.cursor(row_factory=dict_row) as cursor:
         row = cursor.execute(sql.SQL("SELECT * FROM {} WHERE {}").format(target, where), list(key.values())).fetchone()
     return row or {}
-
-
-def _diff_rows(live: psycopg.Connection[Any], fresh: psycopg.Connection[Any], schema: str, table: str,
-               keys: list[tuple[str, bool]]) -> Iterator[RowDifference]:
-    """The whole-row merge, for tables whose columns differ between the two sides."""
-    order = sql.SQL(", ").join(
-        sql.SQL('{} COLLATE "C"').format(sql.Identifier(k)) if text else sql.Identifier(k) for k, text in keys)
-    names = [k for k, _ in keys]
-    live_rows = _rows(live, sql.SQL("SELECT * FROM {} ORDER BY {}").format(sql.Identifier(table), order))
-    fresh_rows = _rows(fresh, sql.SQL("SELECT * FROM {} ORDER BY {}").format(
-        sql.Identifier(schema, table), order))
-    old, new = next(live_rows, None), next(fresh_rows, None)
-    while old is not None or new is not None:
-        side = _side(old, new, names)
-        key = dict(zip(names, _key(new if side == "missing" else old, names)))
-        if side == "extra":
-            yield RowDifference(table, key, "extra", "the live table has this row; the replay does not")
-        elif side == "missing":
-            yield RowDifference(table, key, "missing", "the replay has this row; the live table does not")
-        elif old != new:
-            yield RowDifference(table, key, "differs", field_differences(old or {}, new or {}))
-        if side != "missing":
-            old = next(live_rows, None)
-        if side != "extra":
-            new = next(fresh_rows, None)
 
 
 Row = dict[str, Any]
