@@ -170,6 +170,10 @@ class LedgerRecorder(PostgresApplicationRecorder):
             events=self.events_ident, snapshots=snapshots).as_string()
         self.read_stream_statement = sql.SQL(READ_STREAM).format(
             events=self.events_ident, snapshots=snapshots).as_string()
+        self.positions_of_statement = sql.SQL(
+            "SELECT e.originator_id, e.notification_id FROM unnest(%(ids)b::uuid[], %(versions)b::bigint[]) "
+            "AS k(id, version) JOIN {} e ON e.originator_id = k.id AND e.originator_version = k.version"
+        ).format(self.events_ident).as_string()
         self.select_all = sql.SQL(SELECT).format(events=self.events_ident, topics=sql.SQL("")).as_string()
         self.select_topics = sql.SQL(SELECT).format(events=self.events_ident,
                                                     topics=sql.SQL("AND topic = ANY(%s)")).as_string()
@@ -280,6 +284,15 @@ class LedgerRecorder(PostgresApplicationRecorder):
                 else:
                     stream.events.append(stored)
         return found
+
+    def positions_of(self, versions: Mapping[UUID, int]) -> dict[UUID, int]:
+        """The log position of each aggregate's event at the given version, in one query."""
+        if not versions:
+            return {}
+        with self._connection() as conn, conn.cursor(row_factory=psycopg.rows.tuple_row) as curs:
+            curs.execute(self.positions_of_statement, {"ids": list(versions), "versions": list(versions.values())},
+                         prepare=True)
+            return {originator_id: position for originator_id, position in curs.fetchall()}
 
     def committed_head(self) -> int:
         """The highest committed position (not fenced): a fine target to wait for, not a bound to read to."""

@@ -114,7 +114,10 @@ class TaskLedger(StreamApplication):
     def record_heartbeats(self, cmds: Sequence[c.RecordHeartbeat], caller: c.Caller) -> list[c.Written | LedgerError]:
         """Many heartbeats in one transaction; an item that conflicts is run again alone, a refused one answers alone."""
         done = self.act_many([(cmd.task_id, self._heartbeat(cmd, caller)) for cmd in cmds], missing=TaskNotFoundError)
-        return [d if isinstance(d, LedgerError) else self._written(d, with_state=False) for d in done]
+        unwritten = {d.aggregate.id: d.version for d in done if isinstance(d, Acted) and d.position is None}
+        positions = self.streams.positions_of(unwritten) if unwritten else {}
+        return [d if isinstance(d, LedgerError) else self._written(d, with_state=False, positions=positions)
+                for d in done]
 
     def _heartbeat(self, cmd: c.RecordHeartbeat, caller: c.Caller) -> Callable[[Task], Any]:
         return lambda t: {"directive": t.heartbeat(self._meta(caller), cmd.lease_epoch, cmd.progress, cmd.message,
@@ -260,13 +263,18 @@ class TaskLedger(StreamApplication):
     def _act(self, task_id: UUID, action: Callable[[Task], Any], retry: bool = True) -> c.Written:
         return self._written(self.act(task_id, action, retry=retry, missing=TaskNotFoundError))
 
-    def _written(self, acted: Acted, with_state: bool = True) -> c.Written:
+    def _written(self, acted: Acted, with_state: bool = True, positions: dict[UUID, int] | None = None) -> c.Written:
         """The write receipt, carrying the state the write produced (no responder reads the store again).
 
-        A batch's receipts carry no state (nobody shows it), nor does an earlier item of a batch on the
-        same task: only the write's last item has a state of its own."""
+        Its position is the log position of the version it answers, also when the action wrote nothing
+        (a heartbeat that only answers a directive). A batch's receipts carry no state (nobody shows
+        it), nor does an earlier item of a batch on the same task: only the write's last item has one."""
         extra = acted.extra if isinstance(acted.extra, dict) else {}
-        position = acted.position if acted.position is not None else self.head_position()
+        position = acted.position
+        if position is None:
+            known = positions if positions is not None else self.streams.positions_of(
+                {acted.aggregate.id: acted.version})
+            position = known.get(acted.aggregate.id) or self.head_position()
         last = with_state and acted.version == acted.aggregate.version
         state = acted.aggregate.state.copy() if last else None
         return c.Written(acted.aggregate.id, acted.version, position, state=state, **extra)

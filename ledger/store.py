@@ -56,6 +56,8 @@ class StreamStore(Protocol):
 
     def read_streams(self, known: Mapping[UUID, int], snapshots: bool = True) -> dict[UUID, Stream]: ...
 
+    def positions_of(self, versions: Mapping[UUID, int]) -> dict[UUID, int]: ...
+
 
 class GenericStreams:
     """StreamStore over any eventsourcing recorder (in-memory for the domain tests): one call per aggregate."""
@@ -76,6 +78,20 @@ class GenericStreams:
             if item.snapshot is not None and self.app.snapshots is not None:
                 self.app.snapshots.recorder.insert_events([item.snapshot])
         return result
+
+    def positions_of(self, versions: Mapping[UUID, int]) -> dict[UUID, int]:
+        """The log position of each aggregate's event at the given version (a scan: for small stores)."""
+        found: dict[UUID, int] = {}
+        after = 0
+        while len(found) < len(versions):
+            page = self.app.recorder.select_notifications(start=after, limit=1000, inclusive_of_start=False)
+            if not page:
+                break
+            for n in page:
+                if versions.get(n.originator_id) == n.originator_version:  # type: ignore[call-overload,arg-type]
+                    found[n.originator_id] = n.id  # type: ignore[index]
+            after = page[-1].id
+        return found
 
     def read_streams(self, known: Mapping[UUID, int], snapshots: bool = True) -> dict[UUID, Stream]:
         found = {}

@@ -121,3 +121,18 @@ def test_each_item_of_a_heartbeat_batch_answers_the_version_it_recorded_and_no_s
         assert isinstance(written, c.Written) and written.version == task.version + 1
         assert written.state is None and written.directive == "continue"
         assert app.task_as_of(task.task_id, version=written.version).progress == 10.0 * n
+
+
+def test_a_heartbeat_that_writes_nothing_answers_the_position_of_the_version_it_answers() -> None:
+    app = new_ledger()
+    task = drive(app, st.RUNNING)
+    paused = app.pause_task(c.PauseTask(task.task_id, "maintenance"), OPERATOR)
+    app.create_task(c.CreateTask(namespace="other", name="later events"), OPERATOR)  # the log moves on
+
+    answered = app.record_heartbeat(c.RecordHeartbeat(task.task_id, task.lease_epoch, 50.0), WORKER)
+    batch = app.record_heartbeats([c.RecordHeartbeat(task.task_id, task.lease_epoch, 60.0)], WORKER)
+
+    assert answered.directive == "pause" and answered.version == paused.version
+    assert answered.position == paused.position < app.head_position()
+    assert isinstance(batch[0], c.Written) and (batch[0].version, batch[0].position) == (paused.version,
+                                                                                          paused.position)

@@ -60,6 +60,9 @@ class StoreLog:
             self.events_read += len(stream.events)
         return found
 
+    def positions_of(self, versions: Mapping[UUID, int]) -> dict[UUID, int]:
+        return self.store.positions_of(versions)
+
 
 def logged(app: TaskLedger) -> StoreLog:
     log = StoreLog(app.streams)
@@ -261,3 +264,37 @@ def test_concurrent_batches_from_several_processes_record_each_answered_heartbea
         stored = {e.message: e.originator_version for e in events[2:]}
         mine = {m: v for m, v in answered.items() if m.endswith(f"-{ids.index(task_id)}")}
         assert stored == mine
+
+
+def test_receipts_of_heartbeats_that_write_nothing_name_the_position_of_their_version_under_concurrent_writes(
+        process: Callable[..., TaskLedger], database: str) -> None:
+    operator, worker = process(), process()
+    task_id = running(operator, 1)[0]
+    operator.pause_task(c.PauseTask(task_id, "hold"), OPERATOR)
+    stop = threading.Event()
+
+    def relabel() -> None:
+        n = 0
+        while not stop.is_set():
+            operator.update_task(c.UpdateTask(task_id, {"labels": {"n": str(n)}}), OPERATOR)
+            n += 1
+
+    writer = threading.Thread(target=relabel)
+    writer.start()
+    receipts = []
+    try:
+        for _ in range(60):
+            receipts.append(worker.record_heartbeat(c.RecordHeartbeat(task_id, 1, 5.0), WORKER))
+            done = worker.record_heartbeats([c.RecordHeartbeat(task_id, 1, 6.0)], WORKER)[0]
+            assert isinstance(done, c.Written)
+            receipts.append(done)
+    finally:
+        stop.set()
+        writer.join()
+
+    with psycopg.connect(database) as conn:
+        stored = dict(conn.execute("SELECT originator_version, notification_id FROM taskledger_events "
+                                   "WHERE originator_id = %s", (task_id,)).fetchall())
+    assert len(stored) > 20, "the concurrent writer did not write: the test proves nothing"
+    assert all(r.directive == "pause" for r in receipts)
+    assert [(r.version, r.position) for r in receipts] == [(r.version, stored[r.version]) for r in receipts]
