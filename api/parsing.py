@@ -150,7 +150,14 @@ def wait_for_position(req: falcon.Request, view: TaskView, timeout: float) -> No
         return
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise malformed("Ledger-Min-Position", "must be a log position (an integer 0 or more)")
-    if not view.wait_for(int(raw), timeout):
+    position = int(raw)
+    if view.wait_for(position, 0):
+        return
+    head = view.head()
+    if position > head:
+        raise malformed("Ledger-Min-Position", f"is beyond the log's head ({head}): no write has answered that "
+                        f"position yet")
+    if not view.wait_for(position, timeout):
         raise Problem(503, "projection-lagging", f"The read models have not reached position {raw} within "
                       f"{timeout:g} s; retry shortly.", headers={"Retry-After": "1"})
 

@@ -85,6 +85,8 @@ class TaskView(Protocol):
 
     def wait_for(self, position: int, timeout: float) -> bool: ...
 
+    def head(self) -> int: ...
+
     def ping(self) -> None: ...
 
 
@@ -217,6 +219,10 @@ class PostgresTaskQueries:
 
     def _exists(self, position: int) -> bool:
         return bool(self._all("SELECT 1 FROM taskledger_events WHERE notification_id = %s", (position,)))
+
+    def head(self) -> int:
+        """The highest committed log position (a write's answer never names a higher one)."""
+        return int(self._all("SELECT coalesce(max(notification_id), 0) AS head FROM taskledger_events")[0]["head"])
 
     def wait_for(self, position: int, timeout: float) -> bool:
         """Waits, bounded, until every projection has reached the position."""

@@ -7,7 +7,22 @@ from __future__ import annotations
 ASYNC_COMMIT = "SET LOCAL synchronous_commit TO off"
 
 # Tasks whose schedule records occurrences (ledger.recurrence.ACTIVE); queries repeat it to use the index.
-ACTIVE_SCHEDULE = "NOT dropped AND state IN ('QUEUED', 'RUNNING') AND jsonb_typeof(doc -> 'schedule') = 'object'"
+ACTIVE_SCHEDULE = "NOT dropped AND state IN ('QUEUED', 'RUNNING') AND json_typeof(doc -> 'schedule') = 'object'"
+
+# The task document is `json`, not `jsonb`: jsonb keeps numbers as `numeric`, so a float written as
+# -2.947458573671565e+127 would read back as a 128-digit integer, and -0.0 as 0. Tables made with a
+# jsonb document are converted (their numbers were already normalised: `taskledger rebuild task_view
+# --accept-differences` writes them again from the log).
+DOC_AS_JSON = """
+DO $$
+BEGIN
+    IF (SELECT data_type FROM information_schema.columns
+        WHERE table_schema = current_schema() AND table_name = 'tasks' AND column_name = 'doc') = 'jsonb' THEN
+        DROP INDEX IF EXISTS tasks_scheduled;
+        ALTER TABLE tasks ALTER COLUMN doc TYPE json USING doc::json;
+    END IF;
+END $$
+"""
 
 TASKS_DDL = [
     """
@@ -28,12 +43,13 @@ TASKS_DDL = [
         external_id text,
         lease_deadline timestamptz,
         claimable boolean NOT NULL DEFAULT true,
-        doc jsonb NOT NULL
+        doc json NOT NULL
     )
     """,
     # Tables made before recurring tasks and the watchdog: the columns arrive empty and fill as tasks change.
     "ALTER TABLE tasks ADD COLUMN IF NOT EXISTS lease_deadline timestamptz",
     "ALTER TABLE tasks ADD COLUMN IF NOT EXISTS claimable boolean NOT NULL DEFAULT true",
+    DOC_AS_JSON,
     "CREATE UNIQUE INDEX IF NOT EXISTS tasks_external ON tasks (namespace, external_id) WHERE external_id IS NOT NULL",
     """
     CREATE TABLE IF NOT EXISTS task_output_pages (

@@ -20,11 +20,11 @@ from projections.topics import topic_is
 COLUMNS = ("id", "namespace", "facade", "name", "type", "state", "submitter", "worker", "created_at",
            "updated_at", "version", "dropped", "position", "external_id", "lease_deadline", "claimable", "doc")
 TYPES = ("uuid", "text", "text", "text", "text", "text", "text", "text", "timestamptz", "timestamptz", "integer",
-         "boolean", "bigint", "text", "timestamptz", "boolean", "jsonb")
+         "boolean", "bigint", "text", "timestamptz", "boolean", "json")
 # Every task a batch touched, in one statement: column arrays unnested into rows.
 UPSERT = f"""
 INSERT INTO tasks ({", ".join(COLUMNS)})
-SELECT * FROM unnest({", ".join(f"%b::text[]::{t}[]" if t in ("jsonb", "timestamptz") else f"%b::{t}[]"
+SELECT * FROM unnest({", ".join(f"%b::text[]::{t}[]" if t in ("json", "timestamptz") else f"%b::{t}[]"
                                 for t in TYPES)})
 ON CONFLICT (id) DO UPDATE SET
     namespace = EXCLUDED.namespace, facade = EXCLUDED.facade, name = EXCLUDED.name,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import json
 import re
+import time
 from datetime import datetime, timezone
 from typing import Any
 from uuid import UUID
@@ -56,6 +57,9 @@ class BrokenView:
     def wait_for(self, position: int, timeout: float) -> bool:
         return False
 
+    def head(self) -> int:
+        return 10 + self.lag
+
 
 def test_health_answers_with_the_injected_clock_at_the_root_and_under_the_base(
         ledger_app: TaskLedger, accounts: PostgresAccounts) -> None:
@@ -98,13 +102,26 @@ def test_a_read_waits_for_the_position_it_names_and_gives_up_with_503(
     seen = api.client.simulate_get(f"/ledger/v1/tasks/{created.json['id']}", headers={
         **api.credentials["viewer"], "Ledger-Min-Position": created.headers["Ledger-Position"]})
     assert seen.status_code == 200
-    impatient = testing.TestClient(create_app(ledger_app, queries, accounts, min_position_wait=0.05))
-    future = str(ledger_app.head_position() + 1000)
+    lagging_view = testing.TestClient(create_app(ledger_app, BrokenView(lag=11), accounts, min_position_wait=0.05))
     for path in ("/ledger/v1/tasks", f"/ledger/v1/tasks/{created.json['id']}",
                  f"/ledger/v1/tasks/{created.json['id']}/runs"):
-        lagging = impatient.simulate_get(path, headers={**api.credentials["viewer"], "Ledger-Min-Position": future})
+        lagging = lagging_view.simulate_get(path, headers={**api.credentials["viewer"], "Ledger-Min-Position": "15"})
         assert_problem(lagging, 503, "projection-lagging")
         assert lagging.headers["Retry-After"] == "1"
+
+
+def test_a_position_beyond_the_log_head_is_refused_at_once_not_waited_for(
+        api: Api, namespace: str, ledger_app: TaskLedger, queries: PostgresTaskQueries,
+        accounts: PostgresAccounts) -> None:
+    patient = testing.TestClient(create_app(ledger_app, queries, accounts, min_position_wait=30))
+    future = str(ledger_app.head_position() + 1000)
+    started = time.monotonic()
+    refused = patient.simulate_get("/ledger/v1/tasks", params={"namespace": namespace},
+                                   headers={**api.credentials["viewer"], "Ledger-Min-Position": future})
+    assert time.monotonic() - started < 10, "a position that cannot exist yet was waited for"
+    assert_problem(refused, 400, "malformed-request")
+    assert refused.json["errors"][0]["field"] == "Ledger-Min-Position"
+    assert "beyond the log's head" in refused.json["errors"][0]["rule"]
 
 
 def test_the_openapi_document_describes_every_route_and_method(client: testing.TestClient) -> None:
