@@ -12,7 +12,7 @@ from uuid import UUID, uuid4
 import falcon
 import falcon.media
 
-from api import facades, problems
+from api import facades, problems, unavailable
 from api.auth import Authenticator
 from api.metrics import RequestMetrics
 from api.middleware import Gate, RequestIds
@@ -40,6 +40,7 @@ def create_app(ledger: TaskLedger, view: TaskView, auth: Authenticator, *,
     json_handler = falcon.media.JSONHandler(dumps=partial(json.dumps, default=_json_default))
     app.resp_options.media_handlers.update({falcon.MEDIA_JSON: json_handler, problems.PROBLEM_JSON: json_handler})
     problems.register(app)
+    unavailable.register(app)
     deps = Deps(ledger, view, auth, clock, min_position_wait, lag_budget_events, build_openapi(ROUTES),
                 multiprocess_metrics)
     for route in ROUTES:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import select
 from typing import Any
 
 import psycopg
@@ -19,3 +20,18 @@ def own_connection(datastore: PostgresDatastore, application_name: str) -> psyco
     """An autocommit connection to the datastore's database, not taken from its pool."""
     return psycopg.Connection.connect(autocommit=True, application_name=application_name,
                                       **connection_kwargs(datastore))
+
+
+def alive(conn: psycopg.Connection[Any]) -> bool:
+    """Whether an idle pooled connection is still usable, without a round trip.
+
+    An idle connection that listens to nothing has nothing to read; a readable socket means the server
+    spoke first, and on a restart what it says is "terminating connection" and then it closes. Such a
+    connection is never sent a statement (a write on it would fail with an unknown outcome)."""
+    if conn.closed or conn.pgconn.status != psycopg.pq.ConnStatus.OK:
+        return False
+    try:
+        readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
+    except (OSError, ValueError):
+        return False
+    return not readable

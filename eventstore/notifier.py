@@ -21,7 +21,7 @@ import psycopg
 from eventsourcing.postgres import PostgresDatastore
 from psycopg import sql
 
-from eventstore.connect import connection_kwargs
+from eventstore.connect import alive, connection_kwargs
 
 log = logging.getLogger(__name__)
 RECONNECT_DELAY = 1.0
@@ -71,7 +71,10 @@ class Notifier:
 
     def _send(self, conn: psycopg.Connection[Any] | None) -> psycopg.Connection[Any] | None:
         try:
-            if conn is None or conn.closed:
+            if conn is not None and not alive(conn):  # closed by a database restart since the last one
+                conn.close()
+                conn = None
+            if conn is None:
                 conn = psycopg.Connection.connect(autocommit=True, application_name="taskledger-notifier",
                                                   **self.kwargs)
                 # A wake-up needs no durability; its commit must not wait for (or hold the queue lock through) fsync.

@@ -17,9 +17,9 @@ aggregate; it reports which aggregates were written.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 from uuid import UUID
 
 import psycopg
@@ -35,13 +35,17 @@ from eventsourcing.persistence import (
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg import sql
 
+from eventstore.connect import alive
 from eventstore.fence import Fence
 from eventstore.notifier import Notifier
 from eventstore.tail import LogTail
 from ledger.store import Append, Appended, Stream
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 ATTEMPTS = 3
+# Seconds a statement waits for a pooled connection before the database counts as unreachable.
+CONNECT_WAIT = 2.0
 # How long a one-off read (the /events feed, an export) waits for transactions in flight at its start.
 SETTLE_TIMEOUT = 0.5
 
@@ -240,12 +244,38 @@ class LedgerRecorder(PostgresApplicationRecorder):
             with self.datastore.get_connection():
                 self._pool_open = True
         try:
-            with self.datastore.pool.connection() as conn:
+            conn = self._checkout()
+            try:
                 yield conn
-        except psycopg.OperationalError as exc:
-            raise OperationalError(str(exc)) from exc
-        except psycopg.InterfaceError as exc:
-            raise InterfaceError(str(exc)) from exc
+            finally:
+                self.datastore.pool.putconn(conn)
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            self.datastore.pool.check()  # the server closed them (a restart): the idle ones are replaced
+            kind = OperationalError if isinstance(exc, psycopg.OperationalError) else InterfaceError
+            raise kind(str(exc)) from exc
+
+    def _checkout(self) -> psycopg.Connection[Any]:
+        """A pooled connection that is still open: ones a restart closed are dropped, never sent to."""
+        pool = self.datastore.pool
+        for _ in range(pool.max_size + 1):
+            conn = pool.getconn(timeout=CONNECT_WAIT)
+            if alive(conn):
+                return conn
+            conn.close()
+            pool.putconn(conn)  # the pool sees it closed and opens another in its place
+        return pool.getconn(timeout=CONNECT_WAIT)
+
+    def _reading(self, read: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """A read, tried once more on a fresh connection when the first one had died (a database restart).
+
+        Writes are not tried again here: a connection lost while a write was in flight leaves its
+        outcome unknown, so the caller hears of it (the API answers 503) and decides."""
+        try:
+            with self._connection() as conn:
+                return read(conn)
+        except (OperationalError, InterfaceError):
+            with self._connection() as conn:
+                return read(conn)
 
     def _check_schema(self) -> None:
         """Refuses to write to an event table whose positions are not taken after the transaction id."""
@@ -274,36 +304,42 @@ class LedgerRecorder(PostgresApplicationRecorder):
             statement = self.read_streams_statement
             params = {"ids": list(known), "known": list(known.values()), "use": snapshots}
         found: dict[UUID, Stream] = {}
-        with self._connection() as conn, conn.cursor(row_factory=psycopg.rows.tuple_row) as curs:
-            curs.execute(statement, params, prepare=True)
-            for is_snapshot, originator_id, version, topic, state in curs.fetchall():
-                stream = found.setdefault(originator_id, Stream())
-                stored = StoredEvent(originator_id, version, topic, bytes(state))
-                if is_snapshot:
-                    stream.snapshot = stored
-                else:
-                    stream.events.append(stored)
+
+        def read(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
+            with conn.cursor(row_factory=psycopg.rows.tuple_row) as curs:
+                curs.execute(statement, params, prepare=True)
+                return curs.fetchall()
+
+        for is_snapshot, originator_id, version, topic, state in self._reading(read):
+            stream = found.setdefault(originator_id, Stream())
+            stored = StoredEvent(originator_id, version, topic, bytes(state))
+            if is_snapshot:
+                stream.snapshot = stored
+            else:
+                stream.events.append(stored)
         return found
 
     def positions_of(self, versions: Mapping[UUID, int]) -> dict[UUID, int]:
         """The log position of each aggregate's event at the given version, in one query."""
         if not versions:
             return {}
-        with self._connection() as conn, conn.cursor(row_factory=psycopg.rows.tuple_row) as curs:
-            curs.execute(self.positions_of_statement, {"ids": list(versions), "versions": list(versions.values())},
-                         prepare=True)
-            return {originator_id: position for originator_id, position in curs.fetchall()}
+        params = {"ids": list(versions), "versions": list(versions.values())}
+
+        def read(conn: psycopg.Connection[Any]) -> dict[UUID, int]:
+            with conn.cursor(row_factory=psycopg.rows.tuple_row) as curs:
+                curs.execute(self.positions_of_statement, params, prepare=True)
+                return {originator_id: position for originator_id, position in curs.fetchall()}
+
+        return self._reading(read)
 
     def committed_head(self) -> int:
         """The highest committed position (not fenced): a fine target to wait for, not a bound to read to."""
-        with self.datastore.get_connection() as conn:
-            row = conn.execute(self.max_notification_id_statement).fetchone()
+        row = self._reading(lambda conn: conn.execute(self.max_notification_id_statement).fetchone())
         return int((row or {}).get("max") or 0)
 
     def readable_head(self, after: int = 0, timeout: float = SETTLE_TIMEOUT) -> int:
         """The highest position a reader that has read `after` may pass now (see `Fence.readable_head`)."""
-        with self.datastore.get_connection() as conn:
-            return self.fence.readable_head(conn, after, timeout)
+        return self._reading(lambda conn: self.fence.readable_head(conn, after, timeout))
 
     def max_notification_id(self) -> int | None:
         return self.readable_head() or None
@@ -323,10 +359,13 @@ class LedgerRecorder(PostgresApplicationRecorder):
             return []
         statement = self.select_topics if topics else self.select_all
         params: list[Any] = [after, upto, *([list(topics)] if topics else []), limit]
-        with self._connection() as conn, conn.cursor(row_factory=psycopg.rows.tuple_row) as curs:
-            curs.execute(statement, params, prepare=True)
-            return [Notification(id=n, originator_id=o, originator_version=v, topic=t, state=bytes(s))
-                    for n, o, v, t, s in curs.fetchall()]
+        def read(conn: psycopg.Connection[Any]) -> list[Notification]:
+            with conn.cursor(row_factory=psycopg.rows.tuple_row) as curs:
+                curs.execute(statement, params, prepare=True)
+                return [Notification(id=n, originator_id=o, originator_version=v, topic=t, state=bytes(s))
+                        for n, o, v, t, s in curs.fetchall()]
+
+        return self._reading(read)
 
     def subscribe(self, gt: int | None = None, topics: Sequence[str] = ()) -> Subscription[Any]:
         return LogTail(self, gt or 0, topics)

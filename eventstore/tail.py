@@ -33,17 +33,15 @@ class LogTail(Subscription[Any]):
         self.position = after
         self.batch = batch
         self._buffer: list[Notification] = []
-        self._conn: psycopg.Connection[Any] = own_connection(recorder.datastore, "taskledger-tail")
-        self._conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(recorder.channel_name)))
+        self._conn: psycopg.Connection[Any] = self._connect()
 
     def next_batch(self, timeout: float) -> list[Notification]:
         """The next notifications behind the fence; waits up to `timeout` seconds for some; [] if none came."""
         deadline = time.monotonic() + timeout
         held_delay = 0.0005
         while not self._has_been_stopped:
-            self._drain()
             fence = self.recorder.fence
-            safe = fence.advance(self._conn)
+            safe = self._advance(fence)
             if max(safe, fence.top) > self.position:
                 rows = self.recorder.select_range(self.position, max(safe, fence.top), self.batch)
                 taken = readable(rows, self.position, safe, _position)
@@ -66,6 +64,21 @@ class LogTail(Subscription[Any]):
             else:
                 self._wait(min(remaining, IDLE_POLL))
         return []
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        conn = own_connection(self.recorder.datastore, "taskledger-tail")
+        conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.recorder.channel_name)))
+        return conn
+
+    def _advance(self, fence: Any) -> int:
+        """Forgets the wake-ups so far and asks the fence; a connection a restart closed is opened again once."""
+        try:
+            self._drain()
+            return int(fence.advance(self._conn))
+        except (psycopg.OperationalError, psycopg.InterfaceError):
+            self._conn.close()
+            self._conn = self._connect()  # fails (and stops the runner, which restarts) if the database is away
+            return int(fence.advance(self._conn))
 
     def _drain(self) -> None:
         """Forgets wake-ups that arrived so far: the fence query about to run covers their commits."""

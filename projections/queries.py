@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from typing import Any, Protocol, cast
 from uuid import UUID
 
+import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
@@ -19,6 +20,8 @@ from projections.registry import PROJECTIONS
 from projections.schema import ACTIVE_SCHEDULE
 
 SORTABLE = ("created_at", "updated_at", "name", "state")
+# Seconds a read waits for a pooled connection before it counts the database as unreachable.
+CONNECT_WAIT = 2.0
 # Seen from pg_stat_activity: every database of the server, since transaction ids are server-wide.
 OLDEST_TRANSACTION = """
 SELECT pid, datname AS database, application_name, state,
@@ -36,6 +39,10 @@ Ids = list[UUID]
 
 class InvalidCursorError(ValueError):
     """The pagination cursor was not produced by this query."""
+
+
+class ReadSideUnavailableError(Exception):
+    """The read tables' database did not answer (restarting, or unreachable); worth retrying shortly."""
 
 
 @dataclass(frozen=True)
@@ -104,8 +111,17 @@ class PostgresTaskQueries:
         self.pool.close()
 
     def _all(self, query: Any, params: Any = ()) -> Rows:
-        with self.pool.connection() as conn:
-            return cast(Rows, conn.execute(query, params).fetchall())
+        """The rows of a read; a connection the server closed (a restart) is replaced and the read tried once
+        more, then an unreachable database is ReadSideUnavailableError (the API answers 503)."""
+        for attempt in (1, 2):
+            try:
+                with self.pool.connection(timeout=CONNECT_WAIT) as conn:
+                    return cast(Rows, conn.execute(query, params).fetchall())
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                if attempt == 2:
+                    raise ReadSideUnavailableError(f"the read tables' database did not answer: {exc}") from exc
+                self.pool.check()  # drops every idle connection the server closed, opens fresh ones
+        raise AssertionError("unreachable")
 
     def ping(self) -> None:
         self._all("SELECT 1")

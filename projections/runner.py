@@ -17,13 +17,15 @@ from collections.abc import Mapping
 from typing import Any
 
 import psycopg
-from eventsourcing.persistence import InfrastructureFactory
+from eventsourcing.persistence import InfrastructureFactory, InterfaceError, OperationalError
 from eventsourcing.utils import Environment
 
 from ledger.application import TaskLedger
 from projections.batching import BatchRunner
 from projections.registry import PROJECTIONS
 
+# The database restarting or unreachable: expected now and then, a warning (a bug in a projection is an error).
+DATABASE_AWAY = (psycopg.OperationalError, psycopg.InterfaceError, OperationalError, InterfaceError)
 # Seconds between looks for a rebuild queueing for the lead.
 HANDOVER_CHECK = 0.25
 
@@ -101,8 +103,10 @@ class SupervisedProjection(threading.Thread):
             except Exception as exc:  # noqa: BLE001 -- report, back off, and try again from the tracked position
                 self.failures += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                log.error("projection %s stopped: %s; restarting from its tracked position",
-                          self.projection_name, self.last_error)
+                unreachable = isinstance(exc, DATABASE_AWAY)
+                (log.warning if unreachable else log.error)(
+                    "projection %s stopped: %s; restarting from its tracked position%s", self.projection_name,
+                    self.last_error, " once the database answers" if unreachable else "")
                 self.stopping.wait(min(self.retry_delay * 2 ** min(self.failures, 5), 30))
 
     def _lead(self) -> None:

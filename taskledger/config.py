@@ -38,20 +38,85 @@ class Settings:
         return self.home / "admin-password"
 
 
+class ConfigError(Exception):
+    """A setting has a value taskledger cannot use; the message names the variable and what it wants."""
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Every setting, checked: a bad value is a ConfigError naming the variable (never a traceback)."""
     env = os.environ if environ is None else environ
-    return Settings(
+    read = _Reader(env)
+    settings = Settings(
         home=Path(env.get("TASKLEDGER_HOME", "./var")).resolve(),
-        port=int(env.get("TASKLEDGER_PORT", "8080")),
+        port=read.integer("TASKLEDGER_PORT", 8080, 1, 65535),
         host=env.get("TASKLEDGER_BIND", "127.0.0.1"),
-        database_url=env.get("TASKLEDGER_DATABASE_URL") or None,
+        database_url=read.url("TASKLEDGER_DATABASE_URL"),
         admin_password=env.get("TASKLEDGER_ADMIN_PASSWORD") or None,
-        workers=int(env.get("TASKLEDGER_WORKERS", str(min(8, 2 * (os.cpu_count() or 1))))),
-        threads=int(env.get("TASKLEDGER_THREADS", "2")),
-        min_position_wait=float(env.get("TASKLEDGER_MIN_POSITION_WAIT", "5")),
-        lag_budget_events=int(env.get("TASKLEDGER_LAG_BUDGET", "1000")),
-        log_level=env.get("TASKLEDGER_LOG_LEVEL", "INFO"),
+        workers=read.integer("TASKLEDGER_WORKERS", min(8, 2 * (os.cpu_count() or 1)), 1, 64),
+        threads=read.integer("TASKLEDGER_THREADS", 2, 1, 64),
+        min_position_wait=read.number("TASKLEDGER_MIN_POSITION_WAIT", 5.0, 0.0, 300.0),
+        lag_budget_events=read.integer("TASKLEDGER_LAG_BUDGET", 1000, 0, 10**12),
+        log_level=read.choice("TASKLEDGER_LOG_LEVEL", "INFO", LOG_LEVELS),
     )
+    if settings.admin_password is not None and len(settings.admin_password) < 8:
+        raise ConfigError("TASKLEDGER_ADMIN_PASSWORD must have at least 8 characters (or leave it unset to get a "
+                          "generated one)")
+    return settings
+
+
+class _Reader:
+    """Reads one variable of a kind and refuses, by name, a value that is not of it."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+
+    def _raw(self, name: str) -> str | None:
+        value = self.env.get(name)
+        return None if value is None or value.strip() == "" else value.strip()
+
+    def integer(self, name: str, default: int, low: int, high: int) -> int:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        if not raw.lstrip("-").isdigit() or not low <= int(raw) <= high:
+            raise ConfigError(f"{name}={raw!r} is not a whole number from {low} to {high}; fix it or unset it "
+                              f"(default {default})")
+        return int(raw)
+
+    def number(self, name: str, default: float, low: float, high: float) -> float:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            value = float("nan")
+        if not low <= value <= high:
+            raise ConfigError(f"{name}={raw!r} is not a number from {low:g} to {high:g}; fix it or unset it "
+                              f"(default {default:g})")
+        return value
+
+    def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        if raw.upper() not in allowed:
+            raise ConfigError(f"{name}={raw!r} is not one of {', '.join(allowed)}")
+        return raw.upper()
+
+    def url(self, name: str) -> str | None:
+        raw = self._raw(name)
+        if raw is None:
+            return None
+        try:
+            conninfo_to_dict(raw)
+        except Exception as exc:  # noqa: BLE001 -- any parse failure is the same operator mistake
+            raise ConfigError(f"{name} is not a PostgreSQL URL or connection string ({exc}); "
+                              f"e.g. postgresql://user:password@host:5432/taskledger") from None
+        return raw
 
 
 # Seconds a service session may sit idle inside a transaction before PostgreSQL ends it.

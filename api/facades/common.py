@@ -13,6 +13,7 @@ import falcon
 
 from api.auth import Authenticator, Principal, authenticate
 from api.problems import Problem
+from api.unavailable import is_unavailable, unavailable
 from ledger.application import TaskLedger
 from ledger.commands import Caller
 from projections.queries import TaskView
@@ -80,6 +81,8 @@ def _guard(responder: Callable[..., None], mapper: ErrorMapper) -> Callable[...,
         except FacadeReply:
             raise
         except Exception as error:  # noqa: BLE001 -- translated into the facade's own error format
+            if is_unavailable(error):
+                raise mapper(req, unavailable(error)) from error  # 503 + Retry-After, in the facade's format
             if not isinstance(error, (falcon.HTTPError, Problem)) and not _expected(error):
                 log.exception("unexpected error answering %s %s", req.method, req.path)
             raise mapper(req, error) from error
