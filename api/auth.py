@@ -5,7 +5,10 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+from datetime import datetime
 from typing import Protocol
+
+from eventsourcing.persistence import OperationalError
 
 from api.problems import Problem
 
@@ -29,16 +32,48 @@ class Principal(Protocol):
     def role(self) -> str: ...
 
 
+class IssuedToken(Protocol):
+    """A bearer token just minted: the secret (shown once) and its record."""
+
+    @property
+    def token(self) -> str: ...
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def user(self) -> str: ...
+
+    @property
+    def label(self) -> str | None: ...
+
+    @property
+    def expires_at(self) -> datetime | None: ...
+
+
+class CredentialsUnavailableError(OperationalError):
+    """The account store could not check credentials: its database does not answer (retry shortly).
+
+    A PEP 249 OperationalError like the ledger's, so `api.unavailable` answers it as every other outage:
+    503 `database-unavailable` with `Retry-After`, in each API's own format."""
+
+
 class Authenticator(Protocol):
-    """The account store the API checks credentials against (`taskledger.accounts.PostgresAccounts`)."""
+    """The account store the API checks credentials against (`taskledger.accounts.PostgresAccounts`).
+
+    Every method may raise `CredentialsUnavailableError`; every API answers it with 503 and `Retry-After`.
+    """
 
     def authenticate_basic(self, name: str, password: str) -> Principal | None: ...
 
     def authenticate_token(self, token: str) -> Principal | None: ...
 
-    def create_user(self, name: str, password: str, role: str) -> Principal: ...
+    def create_user(self, name: str, password: str, role: str, replace: bool = True) -> Principal | None: ...
 
-    def create_token(self, name: str, label: str | None = None) -> str: ...
+    def create_token(self, name: str, label: str | None = None,
+                     expires_in: float | None = None) -> IssuedToken | None: ...
+
+    def revoke_token(self, token_or_id: str, owner: str | None = None) -> object | None: ...
 
     def user_exists(self, name: str) -> bool: ...
 

@@ -204,8 +204,11 @@ class UserSchema(Schema):
 
 class TokenSchema(Schema):
     token = fields.String(metadata={"description": "Shown once; only its hash is stored."})
+    id = fields.String(metadata={"description": "Names the token to revoke it (`DELETE /tokens/{id}`, "
+                                                "`taskledger tokens revoke`); not a credential."})
     user = fields.String()
     label = fields.String(allow_none=True)
+    expires_at = fields.DateTime(allow_none=True, metadata={"description": "Null: valid until revoked."})
 
 
 class FieldErrorSchema(Schema):

@@ -135,6 +135,9 @@ ROUTES: tuple[Route, ...] = (
     Route(BASE + "/tokens", lambda d: accounts.Tokens(d.auth), (
         Operation("POST", "createToken", "Mint a bearer token", TOKEN_USERS, body=s.CreateTokenSchema,
                   response=r.TokenSchema, status=201, tag="accounts"),)),
+    Route(BASE + "/tokens/{token_id}", lambda d: accounts.Token(d.auth), (
+        Operation("DELETE", "revokeToken", "Revoke a bearer token (yours; an admin: anyone's)", TOKEN_USERS,
+                  status=204, tag="accounts"),)),
     *_ops_routes(BASE, ""),
     *_ops_routes("", "Root"),
 )

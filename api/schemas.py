@@ -19,6 +19,7 @@ RUN_SORTS = ("time", "run", "status", "took_ms")
 MAX_EPOCH = 2**53
 MAX_HEARTBEAT_TIMEOUT = 7 * 24 * 3600.0
 MAX_TEXT = 1024 * 1024
+MAX_TOKEN_SECONDS = 10 * 365 * 24 * 3600
 
 
 def _name(high: int, required: bool = False) -> Str:
@@ -160,6 +161,8 @@ class CreateUserSchema(BodySchema):
 class CreateTokenSchema(BodySchema):
     user = Str(validate=[Size(1, 100), Printable(":")])
     label = Str(validate=[Size(0, 200), Printable()])
+    expires_in = Int(validate=Between(1, MAX_TOKEN_SECONDS), metadata={
+        "description": "Seconds the token stays valid (at most 10 years); without it, until revoked"})
 
 
 class ListTasksQuery(QuerySchema):

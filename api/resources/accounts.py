@@ -1,4 +1,4 @@
-"""Accounts: admins create users; every user may mint bearer tokens for themself."""
+"""Accounts: admins create users; every user may mint and revoke bearer tokens for themself."""
 
 from __future__ import annotations
 
@@ -18,28 +18,44 @@ class Users:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = req.context.body
-        if self.auth.user_exists(body["name"]):
+        user = self.auth.create_user(body["name"], body["password"], body["role"], replace=False)
+        if user is None:
             raise Problem(409, "user-exists", f"a user named {body['name']!r} already exists")
-        user = self.auth.create_user(body["name"], body["password"], body["role"])
         resp.media = {"name": user.name, "role": user.role}
         resp.status = falcon.HTTP_201
 
 
 class Tokens:
-    """`/tokens`: mint a bearer token for yourself, or (admin) for any user."""
+    """`/tokens`: mint a bearer token for yourself, or (admin) for any user; optionally one that expires."""
 
     def __init__(self, auth: Authenticator) -> None:
         self.auth = auth
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        principal = req.context.principal
-        user = req.context.body.get("user", principal.name)
+        principal, body = req.context.principal, req.context.body
+        user = body.get("user", principal.name)
         if user != principal.name and principal.role != ADMIN_ROLE:
             raise Problem(403, "forbidden", "only an admin may mint a token for another user")
-        if not self.auth.user_exists(user):
+        issued = self.auth.create_token(user, body.get("label"), body.get("expires_in"))
+        if issued is None:
             raise Problem(422, "invalid-request", f"user: no user is named {user!r}",
                           errors=[{"field": "user", "rule": "must name an existing user"}])
-        label = req.context.body.get("label")
-        resp.media = {"token": self.auth.create_token(user, label), "user": user, "label": label}
+        resp.media = {"token": issued.token, "id": issued.id, "user": issued.user, "label": issued.label,
+                      "expires_at": issued.expires_at}
         resp.status = falcon.HTTP_201
         resp.cache_control = ["no-store"]
+
+
+class Token:
+    """`/tokens/{token_id}`: revoke one of your tokens (an admin: anyone's); it is refused from the next request."""
+
+    def __init__(self, auth: Authenticator) -> None:
+        self.auth = auth
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, token_id: str) -> None:
+        principal = req.context.principal
+        owner = None if principal.role == ADMIN_ROLE else principal.name
+        # Only ids: a token itself never travels in a URL (they end up in logs).
+        if token_id.startswith("tl_") or self.auth.revoke_token(token_id, owner) is None:
+            raise Problem(404, "token-not-found", f"you have no token with the id {token_id!r}")
+        resp.status = falcon.HTTP_204

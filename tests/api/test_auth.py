@@ -34,6 +34,7 @@ ENDPOINTS: list[tuple[str, str, Any, set[str]]] = [
     ("GET", "/projections", None, set(ROLES)),
     ("POST", "/users", {"name": "{ns}-user", "password": "long enough", "role": "viewer"}, {"admin"}),
     ("POST", "/tokens", {}, set(ROLES)),
+    ("DELETE", "/tokens/0123456789abcdef", None, set(ROLES)),
 ]
 
 

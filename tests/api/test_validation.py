@@ -215,6 +215,10 @@ CASES: dict[str, Case] = {
                                                              "role": "viewer"}}, 422, "name"),
     "tokens: user not a string": Case("POST", "/tokens", {"json": {"user": 5}}, 422, "user"),
     "tokens: unknown field": Case("POST", "/tokens", {"json": {"expires": "never"}}, 422, "expires"),
+    "tokens: lifetime not an integer": Case("POST", "/tokens", {"json": {"expires_in": "30d"}}, 422, "expires_in"),
+    "tokens: lifetime of 0": Case("POST", "/tokens", {"json": {"expires_in": 0}}, 422, "expires_in"),
+    "tokens: revoke by something that is no id": Case("DELETE", "/tokens/not-an-id", {}, 404),
+    "tokens: revoke an unknown id": Case("DELETE", "/tokens/0123456789abcdef", {}, 404),
 }
 
 
@@ -253,6 +257,7 @@ def test_bad_input_is_refused_with_a_problem_naming_the_field_and_nothing_is_rec
 def _template(case: Case) -> str:
     path = case.base + case.path.replace("{id}", "{task_id:uuid}")
     path = re.sub(r"/steps/[^/]+$", "/steps/{index:int(min=0)}", path)
+    path = re.sub(r"/tokens/[^/]+$", "/tokens/{token_id}", path)
     return re.sub(r"/outputs/[^/]+$", "/outputs/{buffer}", path)
 
 
