@@ -13,7 +13,7 @@ import falcon
 import falcon.media
 
 from api import facades, problems, unavailable
-from api.auth import Authenticator
+from api.auth import Authenticator, LoginLimiter
 from api.metrics import RequestMetrics
 from api.middleware import Gate, RequestIds
 from api.openapi import build_openapi
@@ -33,10 +33,11 @@ def new_request_id() -> str:
 def create_app(ledger: TaskLedger, view: TaskView, auth: Authenticator, *,
                clock: Callable[[], datetime] = utc_now, request_ids: Callable[[], str] = new_request_id,
                min_position_wait: float = 5.0, lag_budget_events: int = 1000,
-               multiprocess_metrics: bool = False) -> falcon.App:
-    """The native API as a WSGI app."""
+               multiprocess_metrics: bool = False, limiter: LoginLimiter | None = None) -> falcon.App:
+    """The native API as a WSGI app; failed logins are limited per process by `limiter` (a default one)."""
+    limiter = limiter or LoginLimiter()
     app = falcon.App(middleware=(RequestMetrics(), RequestIds(request_ids),
-                                 Gate(ROUTES, auth, view, min_position_wait)))
+                                 Gate(ROUTES, auth, view, min_position_wait, limiter)))
     json_handler = falcon.media.JSONHandler(dumps=partial(json.dumps, default=_json_default))
     app.resp_options.media_handlers.update({falcon.MEDIA_JSON: json_handler, problems.PROBLEM_JSON: json_handler})
     problems.register(app)
@@ -45,7 +46,7 @@ def create_app(ledger: TaskLedger, view: TaskView, auth: Authenticator, *,
                 multiprocess_metrics)
     for route in ROUTES:
         app.add_route(route.template, route.make(deps))
-    facades.mount(app, facades.FacadeDeps(ledger, view, auth, clock, min_position_wait))
+    facades.mount(app, facades.FacadeDeps(ledger, view, auth, clock, min_position_wait, limiter))
     return app
 
 

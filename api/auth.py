@@ -5,9 +5,15 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import math
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
 
+import falcon
 from eventsourcing.persistence import OperationalError
 
 from api.problems import Problem
@@ -82,20 +88,91 @@ def unauthorized(detail: str) -> Problem:
     return Problem(401, "unauthorized", detail, headers={"WWW-Authenticate": CHALLENGE})
 
 
-def authenticate(auth: Authenticator, header: str | None) -> Principal:
-    """The caller named by an Authorization header, or a 401 problem."""
+class LoginLimiter:
+    """Failed logins in the last `window` seconds, per source address and per user name (this process).
+
+    Past a bound the request is refused with 429 before any password is checked: a flood of wrong
+    passwords costs the server no argon2 work, and guessing one user's password gets slow from anywhere.
+    """
+
+    def __init__(self, per_source: int = 20, per_name: int = 10, window: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic, max_keys: int = 100_000,
+                 trusted_proxies: frozenset[str] = frozenset()) -> None:
+        self.per_source, self.per_name, self.window, self.clock = per_source, per_name, window, clock
+        self.max_keys, self.trusted_proxies = max_keys, trusted_proxies
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def source_of(self, req: falcon.Request) -> str:
+        """The client address: the peer, or behind a trusted proxy the last X-Forwarded-For hop it added."""
+        peer = req.remote_addr or "-"
+        if peer not in self.trusted_proxies:
+            return peer
+        hops = [hop.strip() for hop in (req.get_header("X-Forwarded-For") or "").split(",") if hop.strip()]
+        for hop in reversed(hops):
+            if hop not in self.trusted_proxies:
+                return hop[:64]
+        return peer
+
+    def wait(self, source: str, name: str | None) -> float:
+        """Seconds before this source (and this name) may try again; 0 when it may now."""
+        now = self.clock()
+        with self._lock:
+            waits = [self._wait(f"source:{source}", self.per_source, now)]
+            if name is not None:
+                waits.append(self._wait(f"name:{name}", self.per_name, now))
+        return max(waits)
+
+    def failed(self, source: str, name: str | None) -> None:
+        now = self.clock()
+        with self._lock:
+            for key in (f"source:{source}", *([f"name:{name}"] if name is not None else [])):
+                times = self._failures.pop(key, None) or deque()
+                times.append(now)
+                self._failures[key] = times
+            while len(self._failures) > self.max_keys:
+                self._failures.popitem(last=False)
+
+    def _wait(self, key: str, bound: int, now: float) -> float:
+        times = self._failures.get(key)
+        if not times:
+            return 0.0
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        return 0.0 if len(times) < bound else times[-bound] + self.window - now
+
+
+def authenticate(auth: Authenticator, header: str | None, source: str = "-",
+                 limiter: LoginLimiter | None = None) -> Principal:
+    """The caller named by an Authorization header, or a 401 problem (429 after too many failed tries)."""
     if not header:
         raise unauthorized("This endpoint needs credentials: HTTP Basic or a bearer token.")
     scheme, _, credentials = header.strip().partition(" ")
+    name = _basic_name(credentials.strip()) if scheme.lower() == "basic" else None
+    wait = limiter.wait(source, name) if limiter is not None else 0.0
+    if wait > 0:
+        raise Problem(429, "too-many-failed-logins", f"Too many failed logins from this address or for this user; "
+                      f"try again in {math.ceil(wait)} s.", headers={"Retry-After": str(math.ceil(wait))})
     principal: Principal | None = None
     if scheme.lower() == "basic":
         principal = _basic(auth, credentials.strip())
     elif scheme.lower() == "bearer" and credentials.strip():
         principal = auth.authenticate_token(credentials.strip())
     if principal is None:
+        if limiter is not None:
+            limiter.failed(source, name)
         log.info("refused credentials (scheme %s)", scheme[:16].lower() or "-")
         raise unauthorized("The credentials are not valid.")
     return principal
+
+
+def _basic_name(credentials: str) -> str | None:
+    try:
+        decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    name, colon, _ = decoded.partition(":")
+    return name[:200] if colon and name else None
 
 
 def authorize(principal: Principal, roles: frozenset[str], action: str) -> None:

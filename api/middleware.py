@@ -7,7 +7,7 @@ from typing import Any
 
 import falcon
 
-from api.auth import Authenticator, authenticate, authorize
+from api.auth import Authenticator, LoginLimiter, authenticate, authorize
 from api.parsing import load_body, load_query, wait_for_position
 from api.routes import Operation, Route
 from projections.queries import TaskView
@@ -36,9 +36,10 @@ class RequestIds:
 class Gate:
     """Authenticates, checks the role, parses query and body, and waits for Ledger-Min-Position."""
 
-    def __init__(self, routes: Iterable[Route], auth: Authenticator, view: TaskView, wait: float) -> None:
+    def __init__(self, routes: Iterable[Route], auth: Authenticator, view: TaskView, wait: float,
+                 limiter: LoginLimiter | None = None) -> None:
         self.operations = {(route.template, op.method): op for route in routes for op in route.operations}
-        self.auth, self.view, self.wait = auth, view, wait
+        self.auth, self.view, self.wait, self.limiter = auth, view, wait, limiter
 
     def process_resource(self, req: falcon.Request, resp: falcon.Response, resource: object,
                          params: dict[str, Any]) -> None:
@@ -46,7 +47,8 @@ class Gate:
         if op is None:
             return  # falcon answers 405 (or OPTIONS) itself
         if op.roles is not None:
-            req.context.principal = authenticate(self.auth, req.get_header("Authorization"))
+            source = self.limiter.source_of(req) if self.limiter is not None else "-"
+            req.context.principal = authenticate(self.auth, req.get_header("Authorization"), source, self.limiter)
             authorize(req.context.principal, op.roles, _verb(op))
         req.context.query = load_query(op.query, req)
         req.context.body = load_body(op.body, req) if op.body is not None else {}

@@ -7,18 +7,19 @@ import multiprocessing
 import os
 
 bind = f"{os.environ.get('TASKLEDGER_BIND', '127.0.0.1')}:{os.environ.get('TASKLEDGER_PORT', '8080')}"
-# Each worker builds its own application, pools included, after the fork.
+# Each worker builds its own application, pools included, after the fork (and, with gevent, after the
+# monkey-patching: nothing here may import psycopg, whose wait function is chosen when it is imported).
 wsgi_app = "taskledger.wsgi:create_app()"
-# More processes with fewer threads each: Python work in one process is serialised by its GIL, and a
-# request spends most of its time in Python (bench/run.py: 4x2 answered more writes and reads than
-# 2x4 on 2 cores, same run).
 workers = int(os.environ.get("TASKLEDGER_WORKERS", str(min(8, 2 * multiprocessing.cpu_count()))))
-worker_class = "gthread"
+# gevent: a connection costs a greenlet, not a thread, so slow clients (slowloris, slow bodies) and
+# openLooKeng long polls cannot take every request thread; the CPU work is the same. docs/serving.md has
+# the measurements; gthread (TASKLEDGER_THREADS threads per worker) stays available.
+worker_class = os.environ.get("TASKLEDGER_WORKER_CLASS", "gevent")
+worker_connections = int(os.environ.get("TASKLEDGER_WORKER_CONNECTIONS", "1000"))
 threads = int(os.environ.get("TASKLEDGER_THREADS", "2"))
 timeout = 60
 graceful_timeout = 20
 keepalive = 5
-# Long polls (openLooKeng X-Presto-Max-Wait) hold a thread, not a worker.
 limit_request_line = 8190
 limit_request_fields = 100
 accesslog = os.environ.get("TASKLEDGER_ACCESS_LOG", "-")

@@ -30,6 +30,7 @@ from psycopg_pool import ConnectionPool
 
 from api.auth import CredentialsUnavailableError
 from eventstore.connect import alive
+from taskledger.offload import offloaded
 
 log = logging.getLogger(__name__)
 
@@ -247,7 +248,7 @@ class PostgresAccounts:
     def _verify(self, stored: str | None, password: str) -> bool:
         """argon2 against the stored hash, or (an unknown name) against a dummy one, so both cost the same."""
         try:
-            self.hasher.verify(stored or self._dummy_hash, password)
+            offloaded(self.hasher.verify, stored or self._dummy_hash, password)
         except (VerificationError, InvalidHashError):
             return False
         return stored is not None
@@ -269,7 +270,7 @@ class PostgresAccounts:
                     "DO UPDATE SET role = EXCLUDED.role WHERE users.password_hash = EXCLUDED.password_hash")
         row = self._one(BUMP + f"INSERT INTO users (name, password_hash, role) VALUES (%s, %s, %s) ON CONFLICT "
                         f"(name) {conflict} RETURNING name, role, xmax::text <> '0' AS replaced",
-                        (name, self.hasher.hash(password), role))
+                        (name, offloaded(self.hasher.hash, password), role))
         if row is None:
             return None
         if row["replaced"]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,9 +22,11 @@ class Settings:
     admin_password: str | None
     workers: int
     threads: int
+    pool_size: int
     min_position_wait: float
     lag_budget_events: int
     log_level: str
+    trusted_proxies: frozenset[str] = frozenset()
 
     @property
     def run_dir(self) -> Path:
@@ -57,9 +60,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         admin_password=env.get("TASKLEDGER_ADMIN_PASSWORD") or None,
         workers=read.integer("TASKLEDGER_WORKERS", min(8, 2 * (os.cpu_count() or 1)), 1, 64),
         threads=read.integer("TASKLEDGER_THREADS", 2, 1, 64),
+        pool_size=read.integer("TASKLEDGER_POOL_SIZE", 4, 1, 64),
         min_position_wait=read.number("TASKLEDGER_MIN_POSITION_WAIT", 5.0, 0.0, 300.0),
         lag_budget_events=read.integer("TASKLEDGER_LAG_BUDGET", 1000, 0, 10**12),
         log_level=read.choice("TASKLEDGER_LOG_LEVEL", "INFO", LOG_LEVELS),
+        trusted_proxies=read.addresses("TASKLEDGER_TRUSTED_PROXIES"),
     )
     if settings.admin_password is not None and len(settings.admin_password) < 8:
         raise ConfigError("TASKLEDGER_ADMIN_PASSWORD must have at least 8 characters (or leave it unset to get a "
@@ -107,6 +112,20 @@ class _Reader:
             raise ConfigError(f"{name}={raw!r} is not one of {', '.join(allowed)}")
         return raw.upper()
 
+    def addresses(self, name: str) -> frozenset[str]:
+        """A comma-separated list of IP addresses (written as the server sees peers: 127.0.0.1, ::1)."""
+        raw = self._raw(name)
+        if raw is None:
+            return frozenset()
+        found = set()
+        for item in (part.strip() for part in raw.split(",")):
+            try:
+                found.add(str(ipaddress.ip_address(item)))
+            except ValueError:
+                raise ConfigError(f"{name}: {item!r} is not an IP address; give the proxies' addresses "
+                                  f"separated by commas, e.g. 127.0.0.1,10.0.0.5") from None
+        return frozenset(found)
+
     def url(self, name: str) -> str | None:
         raw = self._raw(name)
         if raw is None:
@@ -130,7 +149,8 @@ def service_conninfo(url: str) -> str:
     return make_conninfo(url, options=f"{given} {setting}".strip())
 
 
-def eventsourcing_env(database_url: str, *, create_table: bool = False, pool_size: int = 4) -> dict[str, str]:
+def eventsourcing_env(database_url: str, *, create_table: bool = False, pool_size: int = 4,
+                      overflow: int | None = None) -> dict[str, str]:
     """The eventsourcing library's settings for a PostgreSQL URL (TCP or unix-socket host)."""
     info = conninfo_to_dict(database_url)
     return {
@@ -141,7 +161,7 @@ def eventsourcing_env(database_url: str, *, create_table: bool = False, pool_siz
         "POSTGRES_USER": str(info.get("user", "postgres")),
         "POSTGRES_PASSWORD": str(info.get("password", "")),
         "POSTGRES_POOL_SIZE": str(pool_size),
-        "POSTGRES_MAX_OVERFLOW": str(pool_size),
+        "POSTGRES_MAX_OVERFLOW": str(pool_size if overflow is None else overflow),
         "POSTGRES_CONNECT_TIMEOUT": "10",
         "POSTGRES_LOCK_TIMEOUT": "10",
         # Appends without eventsourcing's table lock; readers are fenced instead (docs/architecture.md).

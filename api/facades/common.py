@@ -11,7 +11,7 @@ from typing import Any
 
 import falcon
 
-from api.auth import Authenticator, Principal, authenticate
+from api.auth import Authenticator, LoginLimiter, Principal, authenticate
 from api.problems import Problem
 from api.unavailable import is_unavailable, unavailable
 from ledger.application import TaskLedger
@@ -30,6 +30,7 @@ class FacadeDeps:
     auth: Authenticator
     clock: Callable[[], datetime]
     min_position_wait: float
+    limiter: LoginLimiter | None = None
 
 
 @dataclass
@@ -96,11 +97,18 @@ def _expected(error: Exception) -> bool:
     return isinstance(error, (LedgerError, ValueError, KeyError))
 
 
-def principal(auth: Authenticator, req: falcon.Request) -> Principal | None:
-    """The caller named by Basic or bearer credentials, or None (each facade answers its own 401)."""
+def principal(deps: FacadeDeps, req: falcon.Request) -> Principal | None:
+    """The caller named by Basic or bearer credentials, or None (each facade answers its own 401).
+
+    Too many failed logins stay a 429 problem, which the facade's error mapper writes in its format.
+    """
+    limiter = deps.limiter
+    source = limiter.source_of(req) if limiter is not None else "-"
     try:
-        return authenticate(auth, req.get_header("Authorization"))
-    except Problem:
+        return authenticate(deps.auth, req.get_header("Authorization"), source, limiter)
+    except Problem as refusal:
+        if refusal.status_code == 429:
+            raise
         return None
 
 

@@ -11,6 +11,7 @@ import pytest
 from falcon import testing
 
 from api.app import create_app
+from api.auth import LoginLimiter
 from ledger.application import TaskLedger
 from projections.queries import PostgresTaskQueries
 from taskledger.accounts import PostgresAccounts
@@ -43,10 +44,15 @@ def credentials(accounts: PostgresAccounts) -> dict[str, dict[str, str]]:
     return headers
 
 
+SUITE_LIMITER = LoginLimiter(per_source=10**6, per_name=10**6)
+
+
 @pytest.fixture(scope="session")
 def app(ledger_app: TaskLedger, queries: PostgresTaskQueries, accounts: PostgresAccounts,
         projections_running: Any) -> falcon.App:
-    return create_app(ledger_app, queries, accounts, min_position_wait=5.0)
+    # The whole suite is one client sending hundreds of deliberate bad credentials: the limiter's bounds
+    # are raised here and tested with their defaults in test_login_limits.py.
+    return create_app(ledger_app, queries, accounts, min_position_wait=5.0, limiter=SUITE_LIMITER)
 
 
 class Api:

@@ -11,6 +11,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import pytest
 
 from api.app import create_app
+from api.auth import LoginLimiter
 from ledger.application import TaskLedger
 from projections.queries import PostgresTaskQueries
 from taskledger.accounts import PostgresAccounts
@@ -42,7 +43,8 @@ def facade_accounts(database_url: str) -> Iterator[PostgresAccounts]:
 def server(ledger_app: TaskLedger, queries: PostgresTaskQueries, facade_accounts: PostgresAccounts,
            projections_running: Any) -> Iterator[str]:
     """Base URL (http://127.0.0.1:PORT) of the full API, facades included, on a threaded WSGI server."""
-    app = create_app(ledger_app, queries, facade_accounts, min_position_wait=5.0)
+    app = create_app(ledger_app, queries, facade_accounts, min_position_wait=5.0,
+                     limiter=LoginLimiter(per_source=10**6, per_name=10**6))  # defaults: test_login_limits.py
     httpd = make_server("127.0.0.1", 0, app, server_class=_ThreadingServer, handler_class=_QuietHandler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()

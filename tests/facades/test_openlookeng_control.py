@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
+from api.facades.longpoll import PER_USER, LongPolls
 from ledger.application import TaskLedger, external_task_id
 from tests.facades.openlookeng_support import Presto, no_event, presto
 
@@ -54,6 +55,43 @@ def test_a_long_poll_answers_at_once_when_the_state_already_differs_or_a_header_
         began = time.monotonic()
         assert presto.get(f"/v1/task/{tid}", headers=headers).json()["state"] == "PLANNED"
         assert time.monotonic() - began < 3
+
+
+def test_one_user_waits_in_at_most_eight_long_polls_at_once_and_others_still_wait(presto: Presto) -> None:
+    tid = presto.create()["taskId"]
+    poll = {"X-Presto-Current-State": "PLANNED", "X-Presto-Max-Wait": "4s"}
+    took: list[float] = []
+
+    def hog() -> None:
+        began = time.monotonic()
+        presto.get(f"/v1/task/{tid}/status", role="viewer", headers=poll)
+        took.append(time.monotonic() - began)
+
+    hogs = [threading.Thread(target=hog) for _ in range(PER_USER)]
+    for thread in hogs:
+        thread.start()
+    time.sleep(1.0)  # all eight are waiting now
+    began = time.monotonic()
+    ninth = presto.get(f"/v1/task/{tid}", role="viewer", headers=poll)
+    assert ninth.status_code == 200 and ninth.json()["state"] == "PLANNED"
+    assert time.monotonic() - began < 2, "the ninth poll of one user answers the current state at once"
+    began = time.monotonic()
+    other = presto.get(f"/v1/task/{tid}", role="operator", headers={**poll, "X-Presto-Max-Wait": "600ms"})
+    assert other.status_code == 200 and time.monotonic() - began >= 0.6, "another user's poll still waits"
+    for thread in hogs:
+        thread.join()
+    assert len(took) == PER_USER and min(took) >= 3.5
+
+
+def test_long_polls_are_bounded_per_user_and_in_all() -> None:
+    polls = LongPolls(per_user=2, total=3)
+    with polls.slot("a") as a1, polls.slot("a") as a2, polls.slot("a") as a3:
+        assert (a1, a2, a3) == (True, True, False)
+        with polls.slot("b") as b1, polls.slot("c") as c1:
+            assert (b1, c1) == (True, False)
+    with polls.slot("a") as again:
+        assert again, "slots are given back when the polls end"
+    assert polls.refused == 2
 
 
 @pytest.mark.parametrize(("query", "state"), [

@@ -21,7 +21,7 @@ from projections.queries import InvalidCursorError
 
 def require(deps: FacadeDeps, req: falcon.Request, roles: frozenset[str], action: str) -> Principal:
     """The authenticated caller, if their role may do the action; else HugeGraph's 401 or 403."""
-    who = principal(deps.auth, req)
+    who = principal(deps, req)
     if who is None:
         message = ("Authentication credentials are required" if req.get_header("Authorization") is None
                    else "Authentication failed")

@@ -82,12 +82,12 @@ def to_reply(req: falcon.Request, error: Exception) -> FacadeReply:
 
 def _kylin_status(status: int) -> int:
     """Kylin answers bad input with 400; size, media-type and lagging-projection answers keep their status."""
-    return status if status in (413, 415, 503) else 400
+    return status if status in (413, 415, 429, 503) else 400
 
 
 def caller_of(deps: FacadeDeps, req: falcon.Request, roles: frozenset[str] = READ) -> Principal:
     """The authenticated caller, refused with 401 (no or bad credentials) or 403 (role)."""
-    who = principal(deps.auth, req)
+    who = principal(deps, req)
     if who is None:
         raise KylinError(401, "Unauthorized: this endpoint needs valid credentials (HTTP Basic or a bearer token)",
                          {"WWW-Authenticate": CHALLENGE})

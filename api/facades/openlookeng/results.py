@@ -12,7 +12,7 @@ import falcon
 
 from api.facades.common import FacadeDeps, FacadeReply, caller, guarded, write_reply
 from api.facades.openlookeng import wire
-from api.facades.openlookeng.store import DONE, POLL_INTERVAL, OpenLooKengTasks
+from api.facades.openlookeng.store import DONE, OpenLooKengTasks, poll_intervals
 from api.facades.openlookeng.taskinfo import FACADE
 from api.facades.openlookeng.wire import authorize, error_reply, other_methods_refused, refuse
 
@@ -51,16 +51,18 @@ class Results:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, task_id: str, buffer_id: str,
                token: str) -> None:
-        authorize(self.deps, req)
+        who = authorize(self.deps, req)
         tid, buffer, start = wire.check_task_id(task_id), _buffer(buffer_id), _token(token)
         max_bytes = wire.header_data_size(req.get_header("X-Presto-Max-Size"), "X-Presto-Max-Size",
                                           DEFAULT_MAX_SIZE)
         wait = wire.header_duration(req.get_header("X-Presto-Max-Wait"), "X-Presto-Max-Wait")
-        batch = self._read(tid, buffer, start, max(1, max_bytes), min(MAX_WAIT, DEFAULT_WAIT if wait is None else wait))
+        wait = min(MAX_WAIT, DEFAULT_WAIT if wait is None else wait)
+        with self.tasks.long_polls.slot(who.name) as granted:
+            batch = self._read(tid, buffer, start, max(1, max_bytes), wait if granted else 0.0)
         write_reply(req, resp, batch.reply(), None)
 
     def _read(self, tid: str, buffer: str, start: int, max_bytes: int, wait: float) -> Batch:
-        deadline = time.monotonic() + wait
+        deadline, pauses = time.monotonic() + wait, poll_intervals()
         while True:
             doc = self.tasks.require(tid)
             buf = (doc.get("buffers") or {}).get(buffer)
@@ -70,7 +72,7 @@ class Results:
             ended = doc["state"] in DONE or bool(buf and buf["finished"])
             if pages or ended or time.monotonic() >= deadline:
                 return Batch(start, [p["data"] for p in pages], _complete(doc, buf, start, pages))
-            time.sleep(POLL_INTERVAL)
+            time.sleep(min(next(pauses), max(0.0, deadline - time.monotonic())))
 
 
 @other_methods_refused

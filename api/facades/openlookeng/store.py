@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
 from api.facades.common import FacadeDeps, wait_own_write
+from api.facades.longpoll import LongPolls
 from api.representations import written_doc
 from api.facades.openlookeng.taskinfo import NAMESPACE, PREFIX, TASK_TYPE, task_id, wire_state
 from api.facades.openlookeng.wire import refuse
@@ -27,7 +29,16 @@ from ledger.errors import DuplicateTaskError, TaskNotFoundError
 from ledger.state import TaskState
 from projections.queries import TaskFilter
 
-POLL_INTERVAL = 0.025
+POLL_INTERVAL = 0.025  # a waiting poll reads again after 25 ms, doubling to at most POLL_INTERVAL_MAX
+POLL_INTERVAL_MAX = 0.2
+
+
+def poll_intervals() -> Iterator[float]:
+    """Pauses between the reads of a long poll: quick at first, then at most 5 reads a second."""
+    interval = POLL_INTERVAL
+    while True:
+        yield interval
+        interval = min(POLL_INTERVAL_MAX, interval * 2)
 LIST_PAGE = 500
 DONE = (*st.TERMINAL, st.FAILED)
 
@@ -37,6 +48,7 @@ class OpenLooKengTasks:
 
     def __init__(self, deps: FacadeDeps) -> None:
         self.deps = deps
+        self.long_polls = LongPolls()  # per worker process: task-status and results polls together
 
     # ------------------------------------------------------------------ reads
     def all(self) -> list[dict[str, Any]]:
@@ -64,12 +76,13 @@ class OpenLooKengTasks:
     def wait_change(self, tid: str, current: str, wait: float) -> dict[str, Any]:
         """The task once its wire state differs from `current`, or as it is when the wait ends."""
         deadline = time.monotonic() + wait
-        while True:
+        for pause in poll_intervals():
             doc = self.require(tid)
             remaining = deadline - time.monotonic()
             if wire_state(doc) != current or remaining <= 0:
                 return doc
-            time.sleep(min(POLL_INTERVAL, remaining))
+            time.sleep(min(pause, remaining))
+        raise AssertionError("poll_intervals never ends")
 
     # ----------------------------------------------------------------- writes
     def upsert(self, tid: str, update: dict[str, Any], who: Caller) -> dict[str, Any]:

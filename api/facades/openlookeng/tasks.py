@@ -41,8 +41,8 @@ class TaskItem:
         self.deps, self.tasks = deps, tasks
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, task_id: str) -> None:
-        authorize(self.deps, req)
-        doc = _read(self.tasks, req, wire.check_task_id(task_id))
+        who = authorize(self.deps, req)
+        doc = _read(self.tasks, req, wire.check_task_id(task_id), who.name)
         resp.media = task_info(doc, wire.base_url(req), self.deps.clock())
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, task_id: str) -> None:
@@ -70,17 +70,20 @@ class TaskStatusItem:
         self.deps, self.tasks = deps, tasks
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, task_id: str) -> None:
-        authorize(self.deps, req)
-        doc = _read(self.tasks, req, wire.check_task_id(task_id))
+        who = authorize(self.deps, req)
+        doc = _read(self.tasks, req, wire.check_task_id(task_id), who.name)
         resp.media = task_status(doc, wire.base_url(req))
 
 
-def _read(tasks: OpenLooKengTasks, req: falcon.Request, tid: str) -> dict[str, Any]:
-    """The task now, or — given X-Presto-Current-State and X-Presto-Max-Wait — once its state changed."""
+def _read(tasks: OpenLooKengTasks, req: falcon.Request, tid: str, user: str) -> dict[str, Any]:
+    """The task now, or — given X-Presto-Current-State and X-Presto-Max-Wait — once its state changed
+    (at once when the user or the worker already has as many long polls waiting as allowed)."""
     poll = wire.long_poll(req)
     if poll is None:
         return tasks.require(tid)
-    return tasks.wait_change(tid, *poll)
+    current, wait = poll
+    with tasks.long_polls.slot(user) as granted:
+        return tasks.wait_change(tid, current, wait if granted else 0.0)
 
 
 def _target_state(req: falcon.Request) -> str:

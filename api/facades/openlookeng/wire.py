@@ -43,7 +43,7 @@ def error_reply(req: falcon.Request, error: Exception) -> FacadeReply:
 
 def authorize(deps: FacadeDeps, req: falcon.Request, write: bool = False) -> Principal:
     """The caller; reads are open to every role, writes to the roles that run tasks (admin, operator, worker)."""
-    who = principal(deps.auth, req)
+    who = principal(deps, req)
     if who is None:
         raise refuse(401, "This endpoint needs credentials: HTTP Basic or a bearer token.",
                      {"WWW-Authenticate": CHALLENGE})

@@ -42,7 +42,7 @@ class Resource:
                     {"Allow": ", ".join(allowed)})
 
     def _who(self, req: falcon.Request, roles: frozenset[str]) -> Principal:
-        who = principal(self.deps.auth, req)
+        who = principal(self.deps, req)
         if who is None:
             raise reply(401, "unauthorized: send HTTP Basic credentials or a bearer token",
                         {"WWW-Authenticate": CHALLENGE})
