@@ -18,7 +18,7 @@ from typing import Any
 from projections.runner import start_projections
 from taskledger.accounts import PostgresAccounts
 from taskledger.config import Settings, eventsourcing_env
-from taskledger.database import embedded_url, start_embedded
+from taskledger.database import ForeignServerError, embedded_url, start_embedded
 from taskledger.migrate import migrate
 from taskledger.roles import start_roles
 
@@ -31,7 +31,11 @@ def open_database(settings: Settings) -> tuple[str, Any]:
     if settings.database_url:
         return settings.database_url, None
     settings.home.mkdir(parents=True, exist_ok=True)
-    server = start_embedded(settings.pgdata)
+    try:
+        server = start_embedded(settings.pgdata)
+    except ForeignServerError as error:
+        print(f"{error}, or set TASKLEDGER_HOME to another directory", file=sys.stderr)
+        raise SystemExit(2) from None
     return embedded_url(server), server
 
 
