@@ -70,7 +70,9 @@ class Authenticator(Protocol):
     Every method may raise `CredentialsUnavailableError`; every API answers it with 503 and `Retry-After`.
     """
 
-    def authenticate_basic(self, name: str, password: str) -> Principal | None: ...
+    def authenticate_basic(self, name: str, password: str,
+                           before_hashing: Callable[[], None] | None = None) -> Principal | None:
+        """The user, if the password is theirs; `before_hashing` runs (and may raise) before any argon2 work."""
 
     def authenticate_token(self, token: str) -> Principal | None: ...
 
@@ -144,44 +146,43 @@ class LoginLimiter:
 
 def authenticate(auth: Authenticator, header: str | None, source: str = "-",
                  limiter: LoginLimiter | None = None) -> Principal:
-    """The caller named by an Authorization header, or a 401 problem (429 after too many failed tries)."""
+    """The caller named by an Authorization header, or a 401 problem (429 after too many failed tries).
+
+    The limiter refuses only what would cost a password hash or guess a token: a password this process
+    verified before (its hash unchanged) and a valid token are accepted from a refused source too, so a
+    flood of wrong passwords from a client's address does not lock out that client.
+    """
     if not header:
         raise unauthorized("This endpoint needs credentials: HTTP Basic or a bearer token.")
     scheme, _, credentials = header.strip().partition(" ")
-    name = _basic_name(credentials.strip()) if scheme.lower() == "basic" else None
-    wait = limiter.wait(source, name) if limiter is not None else 0.0
-    if wait > 0:
-        raise Problem(429, "too-many-failed-logins", f"Too many failed logins from this address or for this user; "
-                      f"try again in {math.ceil(wait)} s.", headers={"Retry-After": str(math.ceil(wait))})
+    scheme, credentials = scheme.lower(), credentials.strip()
+    name: str | None = None
     principal: Principal | None = None
-    if scheme.lower() == "basic":
-        principal = _basic(auth, credentials.strip())
-    elif scheme.lower() == "bearer" and credentials.strip():
-        principal = auth.authenticate_token(credentials.strip())
+    if scheme == "basic":
+        pair = _basic_pair(credentials)
+        if pair is not None:
+            name = pair[0][:200]
+            principal = auth.authenticate_basic(*pair, before_hashing=lambda: _check_limit(limiter, source, name))
+    elif scheme == "bearer" and credentials:
+        principal = auth.authenticate_token(credentials)
     if principal is None:
+        _check_limit(limiter, source, name)
         if limiter is not None:
             limiter.failed(source, name)
-        log.info("refused credentials (scheme %s)", scheme[:16].lower() or "-")
+        log.info("refused credentials (scheme %s)", scheme[:16] or "-")
         raise unauthorized("The credentials are not valid.")
     return principal
 
 
-def _basic_name(credentials: str) -> str | None:
-    try:
-        decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    name, colon, _ = decoded.partition(":")
-    return name[:200] if colon and name else None
+def _check_limit(limiter: LoginLimiter | None, source: str, name: str | None) -> None:
+    wait = limiter.wait(source, name) if limiter is not None else 0.0
+    if wait > 0:
+        seconds = str(math.ceil(wait))
+        raise Problem(429, "too-many-failed-logins", f"Too many failed logins from this address or for this user; "
+                      f"try again in {seconds} s.", headers={"Retry-After": seconds})
 
 
-def authorize(principal: Principal, roles: frozenset[str], action: str) -> None:
-    if principal.role not in roles:
-        raise Problem(403, "forbidden", f"Role {principal.role!r} may not {action}; "
-                      f"allowed roles: {', '.join(sorted(roles))}.")
-
-
-def _basic(auth: Authenticator, credentials: str) -> Principal | None:
+def _basic_pair(credentials: str) -> tuple[str, str] | None:
     try:
         decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
@@ -189,4 +190,10 @@ def _basic(auth: Authenticator, credentials: str) -> Principal | None:
     name, colon, password = decoded.partition(":")
     if not colon or not name or not name.isprintable():
         return None
-    return auth.authenticate_basic(name, password)
+    return name, password
+
+
+def authorize(principal: Principal, roles: frozenset[str], action: str) -> None:
+    if principal.role not in roles:
+        raise Problem(403, "forbidden", f"Role {principal.role!r} may not {action}; "
+                      f"allowed roles: {', '.join(sorted(roles))}.")

@@ -181,8 +181,8 @@ class PostgresAccounts:
         self.hasher = PasswordHasher()
         self.verified = VerifiedPasswords()
 
-    def open(self) -> None:
-        self.pool.open(wait=True, timeout=30)
+    def open(self, timeout: float = 30.0) -> None:
+        self.pool.open(wait=True, timeout=timeout)
 
     def close(self) -> None:
         self.pool.close()
@@ -227,7 +227,8 @@ class PostgresAccounts:
         """What an unknown name's password is verified against, so that it costs what a known name costs."""
         return self.hasher.hash(secrets.token_urlsafe(16))
 
-    def authenticate_basic(self, name: str, password: str) -> Principal | None:
+    def authenticate_basic(self, name: str, password: str,
+                           before_hashing: Callable[[], None] | None = None) -> Principal | None:
         key = (name, hashlib.sha256(password.encode()).hexdigest())
         if (known := self.verified.trusted(key)) is not None:
             return Principal(name, known.role)
@@ -240,8 +241,11 @@ class PostgresAccounts:
         stored = row["password_hash"]
         remembered = self.verified.remembered(key)
         unchanged = remembered is not None and remembered.password_hash == stored  # argon2 said yes before
-        if not unchanged and not self._verify(stored, password):
-            return None
+        if not unchanged:
+            if before_hashing is not None:
+                before_hashing()  # the login limiter: refuses here, before the expensive part
+            if not self._verify(stored, password):
+                return None
         self.verified.remember(key, stored, row["role"], row["version"])
         return Principal(name, row["role"])
 

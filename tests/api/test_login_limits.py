@@ -47,6 +47,13 @@ def limited_accounts(database_url: str) -> Iterator[PostgresAccounts]:
 
 
 @pytest.fixture
+def accounts_token(limited_accounts: PostgresAccounts) -> str:
+    issued = limited_accounts.create_token("limit-other")
+    assert issued is not None
+    return issued.token
+
+
+@pytest.fixture
 def clock() -> Clock:
     return Clock()
 
@@ -67,16 +74,30 @@ def test_past_the_bound_a_source_gets_429_with_retry_after_and_no_password_is_ch
     for n in range(20):
         assert_problem(get(client, basic(f"nobody-{n}", "wrong")), 401, "unauthorized")
     before = CountingHasher.verifications
-    refused = get(client, basic("limit-user", "right-password-1"))  # even the right password, from this address
+    refused = get(client, basic("limit-user", "right-password-1"))  # never verified here: it would cost argon2
     assert_problem(refused, 429, "too-many-failed-logins")
     assert refused.headers["Retry-After"] == "60"
     assert_problem(get(client, {"Authorization": "Bearer not-a-token"}), 429, "too-many-failed-logins")
+    assert_problem(get(client, {"Authorization": "Basic !!"}), 429, "too-many-failed-logins")
     assert CountingHasher.verifications == before
-    assert get(client, basic("limit-user", "right-password-1"), source="10.0.0.2").status_code == 200
     clock.now += 30
-    assert get(client, basic("limit-user", "right-password-1")).headers["Retry-After"] == "30"
+    assert get(client, basic("nobody", "x")).headers["Retry-After"] == "30"
     clock.now += 30.5
     assert get(client, basic("limit-user", "right-password-1")).status_code == 200
+    assert CountingHasher.verifications == before + 1
+
+
+def test_a_client_whose_password_was_verified_keeps_working_through_a_flood_from_its_address(
+        client: testing.TestClient, accounts_token: str) -> None:
+    assert get(client, basic("limit-user", "right-password-1")).status_code == 200
+    for n in range(30):  # its own name's bound and its address's bound are both reached
+        assert get(client, basic("limit-user" if n % 2 else f"nobody-{n}", f"wrong-{n}")).status_code in (401, 429)
+    assert get(client, basic("limit-user", "wrong")).status_code == 429
+    before = CountingHasher.verifications
+    assert get(client, basic("limit-user", "right-password-1")).status_code == 200
+    assert get(client, {"Authorization": f"Bearer {accounts_token}"}).status_code == 200
+    assert CountingHasher.verifications == before
+    assert get(client, basic("limit-other", "right-password-2")).status_code == 429  # would need argon2
 
 
 def test_guessing_one_users_password_from_many_sources_is_limited_by_name(client: testing.TestClient) -> None:
