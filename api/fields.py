@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from marshmallow import Schema, ValidationError, fields, pre_load
 
@@ -18,12 +18,18 @@ class Str(fields.String):
 
 
 class Int(fields.Integer):
-    """A JSON integer; `1.0`, `"1"` and `true` are refused."""
+    """A JSON integer: a number without a fractional part (`3` or `3.0`, as JSON Schema counts); `1.5`, `"1"`
+    and `true` are refused."""
 
     default_error_messages = {**COMMON, "invalid": "must be an integer", "too_large": "is too large"}
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(strict=True, **kwargs)
+
+    def _validated(self, value: Any) -> int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        return super()._validated(value)
 
 
 class Number(fields.Float):
@@ -95,6 +101,8 @@ class BodySchema(Schema):
     """Base of request-body schemas: unknown fields are refused by name."""
 
     error_messages = {"unknown": "is not a known field", "type": "must be a JSON object"}
+    # Object-level rules of a `validates_schema` method, in JSON Schema keywords for the OpenAPI document.
+    json_schema: ClassVar[dict[str, Any]] = {}
 
 
 class QuerySchema(BodySchema):

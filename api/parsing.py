@@ -21,7 +21,12 @@ MAX_BODY = 1024 * 1024
 # The body may wrap caller JSON a few levels deep; the ledger names the field past MAX_JSON_DEPTH.
 MAX_DEPTH = MAX_JSON_DEPTH + 4
 JSON_TYPES = ("application/json",)
-_ETAG = re.compile(r'\s*(?:W/)?"?([0-9]{1,18})"?\s*')
+# The header rules, as regular expressions the OpenAPI document repeats (optional whitespace is HTTP's SP/HTAB).
+IF_MATCH = re.compile(r'[ \t]*(?:(\*)|(?:W/)?"?([0-9]{1,18})"?)[ \t]*')
+MIN_POSITION = re.compile(r"[0-9]{1,18}")
+IDEMPOTENCY_KEY = re.compile(r"[ -~]{1,255}")
+# Text the store can hold: PostgreSQL text carries no NUL (lone surrogates cannot be sent as UTF-8 at all).
+STORABLE_PATTERN = r"^[^\u0000]*$"
 
 
 @cache
@@ -30,8 +35,17 @@ def schema(cls: type[Schema]) -> Schema:
     return cls()
 
 
+ABSENT: Any = object()
+
+
 def load_body(cls: type[Schema], req: falcon.Request) -> dict[str, Any]:
-    data = read_json(req)
+    """The body loaded by its schema; an absent body is `{}` where that is a valid body, else a 400."""
+    data = _read_json(req)
+    if data is ABSENT:
+        required = body_required(cls)
+        if required is not None:
+            raise malformed("body", f"is required: {required}")
+        data = {}
     try:
         loaded: dict[str, Any] = schema(cls).load(data)
     except ValidationError as error:
@@ -56,15 +70,29 @@ def load_query(cls: type[Schema] | None, req: falcon.Request) -> dict[str, Any]:
     return loaded
 
 
+@cache
+def body_required(cls: type[Schema]) -> str | None:
+    """What a body of this schema must hold when `{}` is not a valid one (None when it is)."""
+    if not schema(cls).validate({}):
+        return None
+    names = [name for name, field in schema(cls).fields.items() if field.required]
+    return f"a JSON object with {' and '.join(names)}" if names else "a JSON object"
+
+
 def read_json(req: falcon.Request) -> Any:
     """The body as a JSON object; an empty body means `{}`."""
+    data = _read_json(req)
+    return {} if data is ABSENT else data
+
+
+def _read_json(req: falcon.Request) -> Any:
     if req.content_length is not None and req.content_length > MAX_BODY:
         raise _too_large()
     raw = req.bounded_stream.read(MAX_BODY + 1)
     if len(raw) > MAX_BODY:
         raise _too_large()
     if not raw.strip():
-        return {}
+        return ABSENT
     media_type = (req.content_type or "").partition(";")[0].strip().lower()
     if media_type not in JSON_TYPES and not media_type.endswith("+json"):
         raise malformed("Content-Type", "must be application/json", 415, "unsupported-media-type")
@@ -148,7 +176,7 @@ def wait_for_position(req: falcon.Request, view: TaskView, timeout: float) -> No
     raw = req.get_header("Ledger-Min-Position")
     if raw is None:
         return
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+    if not MIN_POSITION.fullmatch(raw):
         raise malformed("Ledger-Min-Position", "must be a log position (an integer 0 or more)")
     position = int(raw)
     if view.wait_for(position, 0):
@@ -156,7 +184,7 @@ def wait_for_position(req: falcon.Request, view: TaskView, timeout: float) -> No
     head = view.head()
     if position > head:
         raise malformed("Ledger-Min-Position", f"is beyond the log's head ({head}): no write has answered that "
-                        f"position yet")
+                        f"position yet", code="position-beyond-head")
     if not view.wait_for(position, timeout):
         raise Problem(503, "projection-lagging", f"The read models have not reached position {raw} within "
                       f"{timeout:g} s; retry shortly.", headers={"Retry-After": "1"})
@@ -165,17 +193,17 @@ def wait_for_position(req: falcon.Request, view: TaskView, timeout: float) -> No
 def expected_version(req: falcon.Request) -> int | None:
     """The version named by If-Match (`"3"`, `W/"3"` or `3`); None without the header or with `*`."""
     raw = req.get_header("If-Match")
-    if raw is None or raw.strip() == "*":
+    if raw is None:
         return None
-    match = _ETAG.fullmatch(raw)
+    match = IF_MATCH.fullmatch(raw)
     if match is None:
-        raise malformed("If-Match", 'must be the ETag of the task, such as "3"')
-    return int(match.group(1))
+        raise malformed("If-Match", 'must be the ETag of the task, such as "3", or *')
+    return None if match.group(1) else int(match.group(2))
 
 
 def idempotency_key(req: falcon.Request) -> str | None:
     key = req.get_header("Idempotency-Key")
-    if key is not None and not (0 < len(key) <= 255 and key.isascii() and key.isprintable()):
+    if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
         raise malformed("Idempotency-Key", "must be 1 to 255 printable ASCII characters")
     return key
 

@@ -80,7 +80,8 @@ def _ops_routes(base: str, suffix: str) -> tuple[Route, ...]:
                       also=((503, "Not ready; the problem lists the reasons"),), tag="ops"),)),
         Route(base + "/metrics", lambda d: MetricsEndpoint(d.view, d.multiprocess_metrics), (
             Operation("GET", f"metrics{suffix}", "Prometheus metrics: requests by route and status, latency, "
-                      "projection lag", None, tag="ops"),)),
+                      "projection lag", None, also=((503, "The database does not answer (`database-unavailable`)"),),
+                      tag="ops"),)),
     )
 
 
@@ -131,7 +132,8 @@ ROUTES: tuple[Route, ...] = (
         Operation("GET", "getOpenApi", "Read this OpenAPI document", None, tag="ops"),)),
     Route(BASE + "/users", lambda d: accounts.Users(d.auth), (
         Operation("POST", "createUser", "Create a user", ADMIN, body=s.CreateUserSchema, response=r.UserSchema,
-                  status=201, tag="accounts"),)),
+                  status=201, also=((409, "A user with that name exists (`user-exists`); it is never overwritten"),),
+                  tag="accounts"),)),
     Route(BASE + "/tokens", lambda d: accounts.Tokens(d.auth), (
         Operation("POST", "createToken", "Mint a bearer token", TOKEN_USERS, body=s.CreateTokenSchema,
                   response=r.TokenSchema, status=201, tag="accounts"),)),

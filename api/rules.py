@@ -7,6 +7,11 @@ from typing import Any
 
 from marshmallow import ValidationError
 
+# `str.isprintable()` is exactly "of a Unicode general category L, M, N, P or S, or the ASCII space"
+# (every other character is Other or Separator); the OpenAPI document states the rule in those terms.
+PRINTABLE_CLASS = r"[\p{L}\p{M}\p{N}\p{P}\p{S} ]"
+
+
 class Between:
     """A number within bounds; the lower bound may be exclusive."""
 
@@ -56,6 +61,14 @@ class Printable:
 
     def __init__(self, forbidden: str = "") -> None:
         self.forbidden = forbidden
+
+    @property
+    def pattern(self) -> str:
+        """The rule as a JSON Schema (ECMA-262, Unicode) pattern."""
+        if not self.forbidden:
+            return f"^{PRINTABLE_CLASS}*$"
+        barred = "".join("\\" + ch if ch in "\\]^-" else ch for ch in self.forbidden)
+        return f"^(?:(?![{barred}]){PRINTABLE_CLASS})*$"
 
     def __call__(self, value: str) -> str:
         if not value.isprintable():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from marshmallow import ValidationError, fields, pre_load, validates_schema
@@ -74,6 +75,7 @@ class CreateTaskSchema(BodySchema):
 class UpdateTaskSchema(BodySchema):
     """Every field is optional; the fields given are changed, the others kept."""
 
+    json_schema = {"minProperties": 1}
     name = Str(validate=Size(1, 1000))
     input = JsonValue()
     labels = _labels()
@@ -193,11 +195,13 @@ class ListTasksQuery(QuerySchema):
 class AsOf(fields.Field):
     """A version number (`7`) or an ISO-8601 instant with a UTC offset."""
 
+    VERSION = re.compile(r"0*[1-9][0-9]*")
+    MAX_DIGITS = 18
     default_error_messages = {"invalid": "must be a version number (1 or more) or an ISO-8601 time with a UTC offset"}
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
         if isinstance(value, str) and value.isascii() and value.isdigit():
-            if len(value) > 18 or int(value) < 1:
+            if len(value) > self.MAX_DIGITS or not self.VERSION.fullmatch(value):
                 raise self.make_error("invalid")
             return int(value)
         try:

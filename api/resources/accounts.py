@@ -38,7 +38,7 @@ class Tokens:
             raise Problem(403, "forbidden", "only an admin may mint a token for another user")
         issued = self.auth.create_token(user, body.get("label"), body.get("expires_in"))
         if issued is None:
-            raise Problem(422, "invalid-request", f"user: no user is named {user!r}",
+            raise Problem(422, "user-not-found", f"user: no user is named {user!r}",
                           errors=[{"field": "user", "rule": "must name an existing user"}])
         resp.media = {"token": issued.token, "id": issued.id, "user": issued.user, "label": issued.label,
                       "expires_at": issued.expires_at}

@@ -88,7 +88,7 @@ def test_a_user_may_mint_a_bearer_token_for_themself_and_use_it(api: Api, namesp
 def test_only_an_admin_mints_tokens_for_someone_else(api: Api) -> None:
     assert_problem(api.post("/tokens", {"user": "api-admin"}, role="operator"), 403, "forbidden")
     assert api.post("/tokens", {"user": "api-viewer"}, role="admin").json["user"] == "api-viewer"
-    assert_problem(api.post("/tokens", {"user": "nobody-at-all"}, role="admin"), 422, "invalid-request", "user")
+    assert_problem(api.post("/tokens", {"user": "nobody-at-all"}, role="admin"), 422, "user-not-found", "user")
 
 
 def test_an_admin_creates_users_who_can_then_sign_in_and_names_are_never_overwritten(

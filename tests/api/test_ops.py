@@ -119,7 +119,7 @@ def test_a_position_beyond_the_log_head_is_refused_at_once_not_waited_for(
     refused = patient.simulate_get("/ledger/v1/tasks", params={"namespace": namespace},
                                    headers={**api.credentials["viewer"], "Ledger-Min-Position": future})
     assert time.monotonic() - started < 10, "a position that cannot exist yet was waited for"
-    assert_problem(refused, 400, "malformed-request")
+    assert_problem(refused, 400, "position-beyond-head")
     assert refused.json["errors"][0]["field"] == "Ledger-Min-Position"
     assert "beyond the log's head" in refused.json["errors"][0]["rule"]
 
