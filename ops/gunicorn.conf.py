@@ -1,30 +1,42 @@
 """gunicorn settings for the taskledger API (used by `taskledger serve` and in production).
 
-Every value comes from the environment so one file serves the all-in-one mode and production.
+Every value comes from the environment, checked by taskledger.config like every other setting, so one file
+serves the all-in-one mode and production.
 """
 
-import multiprocessing
 import os
+import sys
 
-bind = f"{os.environ.get('TASKLEDGER_BIND', '127.0.0.1')}:{os.environ.get('TASKLEDGER_PORT', '8080')}"
-# Each worker builds its own application, pools included, after the fork (and, with gevent, after the
-# monkey-patching: nothing here may import psycopg, whose wait function is chosen when it is imported).
+from taskledger.config import ConfigError, load_settings, require_database_url
+
+try:
+    # Checked once here in the master, not only in each worker: several workers failing to boot at once end
+    # gunicorn's master with a traceback of its own. All but the URL's syntax, which needs psycopg, and nothing
+    # here may import psycopg before the gevent workers' monkey-patching (psycopg chooses its wait function
+    # when it is imported); the workers check the URL.
+    settings = require_database_url(load_settings(parse_url=False)).serving
+except ConfigError as error:
+    print(f"taskledger: {error}", file=sys.stderr)
+    raise SystemExit(2) from None
+
+bind = settings.bind
+# Each worker builds its own application, pools included, after the fork.
 wsgi_app = "taskledger.wsgi:create_app()"
-workers = int(os.environ.get("TASKLEDGER_WORKERS", str(min(8, 2 * multiprocessing.cpu_count()))))
+workers = settings.workers
 # gevent: a connection costs a greenlet, not a thread, so slow clients (slowloris, slow bodies) and
 # openLooKeng long polls cannot take every request thread; the CPU work is the same. docs/serving.md has
 # the measurements; gthread (TASKLEDGER_THREADS threads per worker) stays available.
-worker_class = os.environ.get("TASKLEDGER_WORKER_CLASS", "gevent")
-worker_connections = int(os.environ.get("TASKLEDGER_WORKER_CONNECTIONS", "1000"))
-threads = int(os.environ.get("TASKLEDGER_THREADS", "2"))
+worker_class = settings.worker_class
+worker_connections = settings.worker_connections
+threads = settings.threads
 timeout = 60
 graceful_timeout = 20
 keepalive = 5
 limit_request_line = 8190
 limit_request_fields = 100
-accesslog = os.environ.get("TASKLEDGER_ACCESS_LOG", "-")
+accesslog = settings.access_log
 errorlog = "-"
-loglevel = os.environ.get("TASKLEDGER_LOG_LEVEL", "info").lower()
+loglevel = settings.log_level.lower()
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s'
 proc_name = "taskledger-api"
 # gunicorn's control socket lives in the user's home by default, shared by every instance of the
@@ -42,9 +54,8 @@ def child_exit(server, worker):  # noqa: ANN001 -- gunicorn hook signature
 
 def post_fork(server, worker):  # noqa: ANN001 -- gunicorn hook signature
     """Workers may run at a lower CPU priority than the projections beside them (TASKLEDGER_API_NICE)."""
-    nice = int(os.environ.get("TASKLEDGER_API_NICE", "0"))
-    if nice:
-        os.nice(nice)
+    if settings.api_nice:
+        os.nice(settings.api_nice)
 
 
 def post_worker_init(worker):  # noqa: ANN001 -- gunicorn hook signature

