@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import falcon
@@ -16,6 +17,8 @@ log = logging.getLogger(__name__)
 # What the ledger, the read side and the accounts raise when their database does not answer.
 UNAVAILABLE: tuple[type[Exception], ...] = (OperationalError, InterfaceError, ReadSideUnavailableError)
 RETRY_AFTER = "1"
+# PostgreSQL's refusals when every connection slot is taken (SQLSTATE 53300).
+EXHAUSTED = re.compile(r"too many (clients|connections)|remaining connection slots")
 
 
 def is_unavailable(error: BaseException) -> bool:
@@ -24,7 +27,12 @@ def is_unavailable(error: BaseException) -> bool:
 
 def unavailable(error: BaseException) -> Problem:
     """The 503 every API answers while the database is away (the native one as problem+json)."""
-    log.warning("the database did not answer (%s): answering 503", type(error).__name__)
+    if EXHAUSTED.search(str(error)):
+        log.error("PostgreSQL has no connection to spare (%s): answering 503; lower TASKLEDGER_WORKERS or "
+                  "TASKLEDGER_POOL_SIZE, or raise max_connections (docs/architecture.md, the connection budget)",
+                  " ".join(str(error).split())[:300])
+    else:
+        log.warning("the database did not answer (%s): answering 503", type(error).__name__)
     return Problem(503, "database-unavailable", "The database did not answer (it may be restarting); "
                    "nothing was lost; retry in a moment.", headers={"Retry-After": RETRY_AFTER})
 

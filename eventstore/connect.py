@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import select
 from typing import Any
 
@@ -14,6 +15,12 @@ def connection_kwargs(datastore: PostgresDatastore) -> dict[str, Any]:
     pool_kwargs = datastore.pool.kwargs
     given = pool_kwargs() if callable(pool_kwargs) else dict(pool_kwargs or {})
     return {k: v for k, v in given.items() if k != "row_factory"}
+
+
+def application_name(purpose: str) -> str:
+    """`<process role>/<purpose>` (e.g. `taskledger-api/notifier`): pg_stat_activity shows whose a connection is.
+    The role is libpq's PGAPPNAME, which `taskledger` sets per command and the pools' connections carry."""
+    return f"{os.environ.get('PGAPPNAME') or 'taskledger'}/{purpose}"[:63]
 
 
 def own_connection(datastore: PostgresDatastore, application_name: str) -> psycopg.Connection[Any]:

@@ -21,7 +21,7 @@ import psycopg
 from eventsourcing.postgres import PostgresDatastore
 from psycopg import sql
 
-from eventstore.connect import alive, connection_kwargs
+from eventstore.connect import alive, application_name, connection_kwargs
 
 log = logging.getLogger(__name__)
 RECONNECT_DELAY = 1.0
@@ -75,7 +75,7 @@ class Notifier:
                 conn.close()
                 conn = None
             if conn is None:
-                conn = psycopg.Connection.connect(autocommit=True, application_name="taskledger-notifier",
+                conn = psycopg.Connection.connect(autocommit=True, application_name=application_name("notifier"),
                                                   **self.kwargs)
                 # A wake-up needs no durability; its commit must not wait for (or hold the queue lock through) fsync.
                 conn.execute("SET synchronous_commit TO off")

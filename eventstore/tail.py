@@ -10,7 +10,7 @@ import psycopg
 from eventsourcing.persistence import Notification, Subscription
 from psycopg import sql
 
-from eventstore.connect import own_connection
+from eventstore.connect import application_name, own_connection
 from eventstore.fence import readable
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ class LogTail(Subscription[Any]):
         return []
 
     def _connect(self) -> psycopg.Connection[Any]:
-        conn = own_connection(self.recorder.datastore, "taskledger-tail")
+        conn = own_connection(self.recorder.datastore, application_name("tail"))
         conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.recorder.channel_name)))
         return conn
 

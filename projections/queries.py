@@ -101,7 +101,8 @@ class PostgresTaskQueries:
     """Reads the task view and run history tables with plain SQL."""
 
     def __init__(self, conninfo: str, min_size: int = 1, max_size: int = 8) -> None:
-        self.pool = ConnectionPool(conninfo, min_size=min_size, max_size=max_size, open=False,
+        # Connections beyond min_size that a burst opened close after a minute unused.
+        self.pool = ConnectionPool(conninfo, min_size=min_size, max_size=max_size, open=False, max_idle=60.0,
                                    kwargs={"row_factory": dict_row, "autocommit": True})
 
     def open(self) -> None:

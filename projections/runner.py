@@ -20,6 +20,7 @@ import psycopg
 from eventsourcing.persistence import InfrastructureFactory, InterfaceError, OperationalError
 from eventsourcing.utils import Environment
 
+from eventstore.connect import application_name
 from ledger.application import TaskLedger
 from projections.batching import BatchRunner
 from projections.registry import PROJECTIONS
@@ -110,7 +111,8 @@ class SupervisedProjection(threading.Thread):
                 self.stopping.wait(min(self.retry_delay * 2 ** min(self.failures, 5), 30))
 
     def _lead(self) -> None:
-        with psycopg.connect(self.conninfo, autocommit=True) as lock_conn:
+        with psycopg.connect(self.conninfo, autocommit=True,
+                             application_name=application_name(f"lead-{self.projection_name}")) as lock_conn:
             if not self._acquire(lock_conn):
                 return
             self.leading.set()

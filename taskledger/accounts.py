@@ -174,18 +174,26 @@ class VerifiedPasswords:
 class PostgresAccounts:
     """Verifies credentials against the current rows; remembers verified passwords to skip argon2."""
 
-    def __init__(self, conninfo: str, max_size: int = 4) -> None:
+    def __init__(self, conninfo: str, max_size: int = 4, pool: ConnectionPool | None = None) -> None:
+        """With `pool` (autocommit, dict rows: the API's read pool), the accounts share it and neither open nor
+        close it; without, they have a pool of their own of up to `max_size` connections."""
         self.conninfo = conninfo
-        self.pool = ConnectionPool(conninfo, min_size=1, max_size=max_size, open=False,
-                                   kwargs={"row_factory": dict_row, "autocommit": True})
+        self.owns_pool = pool is None
+        self.pool = pool or ConnectionPool(conninfo, min_size=1, max_size=max_size, open=False,
+                                           kwargs={"row_factory": dict_row, "autocommit": True})
+        # At most one connection of its own at a time (taskledger/budget.py): a flood of logins while the pool
+        # is busy or reconnecting must not open a connection each.
+        self._fresh = threading.BoundedSemaphore(1)
         self.hasher = PasswordHasher()
         self.verified = VerifiedPasswords()
 
     def open(self, timeout: float = 30.0) -> None:
-        self.pool.open(wait=True, timeout=timeout)
+        if self.owns_pool:
+            self.pool.open(wait=True, timeout=timeout)
 
     def close(self) -> None:
-        self.pool.close()
+        if self.owns_pool:
+            self.pool.close()
 
     def _rows(self, query: str, params: Any = ()) -> list[dict[str, Any]]:
         """Runs one statement on a pooled connection or, if the pool has none ready at once (it is reconnecting
@@ -195,12 +203,17 @@ class PostgresAccounts:
                 return _fetch(conn, query, params)
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:  # PoolTimeout included
             log.warning("account database: pooled connection failed (%s); trying a fresh one", type(exc).__name__)
+        if not self._fresh.acquire(timeout=POOL_WAIT_SECONDS):
+            raise CredentialsUnavailableError("the account database is busy: every connection for credentials is "
+                                              "in use")
         try:
             with psycopg.connect(self.conninfo, autocommit=True, row_factory=dict_row,
                                  connect_timeout=CONNECT_TIMEOUT_SECONDS) as fresh:
                 return _fetch(fresh, query, params)
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             raise CredentialsUnavailableError(f"the account database did not answer: {exc}") from exc
+        finally:
+            self._fresh.release()
 
     @contextmanager
     def _pooled(self) -> Iterator[psycopg.Connection[Any]]:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-from taskledger.config import ConfigError, Settings, eventsourcing_env, load_settings
+from taskledger.config import ConfigError, Settings, load_settings, projection_env
 
 EPILOG = """examples:
   taskledger serve                       # all-in-one: embedded PostgreSQL, API, projections
@@ -74,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
 
     from taskledger.preflight import DatabaseUnavailableError, cause
 
+    # Every connection of this process says whose it is in pg_stat_activity (docs/architecture.md, the budget).
+    os.environ.setdefault("PGAPPNAME", f"taskledger-{getattr(args, 'command', None) or 'cli'}")
     try:
         settings = load_settings()
         logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -136,7 +139,7 @@ def cmd_project(args: argparse.Namespace, settings: Settings) -> int:
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
-    threads = start_projections(eventsourcing_env(url, pool_size=2), url, stopping, list(args.names) or None)
+    threads = start_projections(projection_env(url), url, stopping, list(args.names) or None)
     stopping.wait()
     for thread in threads:
         thread.join(timeout=10)

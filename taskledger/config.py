@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from taskledger.budget import default_pool_size
+
 # No psycopg at import time: ops/gunicorn.conf.py reads the settings here in the gunicorn master, and psycopg
 # chooses its wait function when it is first imported, which must be after the gevent workers' monkey-patching.
 
@@ -90,12 +92,13 @@ def load_settings(environ: Mapping[str, str] | None = None, *, parse_url: bool =
     master, whose workers check it again."""
     env = os.environ if environ is None else environ
     read = _Reader(env)
+    workers = read.integer("TASKLEDGER_WORKERS", min(8, 2 * (os.cpu_count() or 1)), 1, 64)
     settings = Settings(
         home=read.directory("TASKLEDGER_HOME", "./var"),
         serving=ServingSettings(
             host=read.host("TASKLEDGER_BIND", "127.0.0.1"),
             port=read.integer("TASKLEDGER_PORT", 8080, 1, 65535),
-            workers=read.integer("TASKLEDGER_WORKERS", min(8, 2 * (os.cpu_count() or 1)), 1, 64),
+            workers=workers,
             threads=read.integer("TASKLEDGER_THREADS", 2, 1, 64),
             worker_class=read.choice("TASKLEDGER_WORKER_CLASS", "gevent", WORKER_CLASSES),
             worker_connections=read.integer("TASKLEDGER_WORKER_CONNECTIONS", 1000, 1, 100_000),
@@ -105,7 +108,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, parse_url: bool =
         ),
         database_url=read.url("TASKLEDGER_DATABASE_URL") if parse_url else read.text("TASKLEDGER_DATABASE_URL"),
         admin_password=env.get("TASKLEDGER_ADMIN_PASSWORD") or None,
-        pool_size=read.integer("TASKLEDGER_POOL_SIZE", 4, 1, 64),
+        pool_size=read.integer("TASKLEDGER_POOL_SIZE", default_pool_size(workers), 1, 64),
         min_position_wait=read.number("TASKLEDGER_MIN_POSITION_WAIT", 5.0, 0.0, 300.0),
         lag_budget_events=read.integer("TASKLEDGER_LAG_BUDGET", 1000, 0, 10**12),
         trusted_proxies=read.addresses("TASKLEDGER_TRUSTED_PROXIES"),
@@ -245,6 +248,13 @@ def service_conninfo(url: str) -> str:
     given = str(conninfo_to_dict(url).get("options") or "")
     setting = f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_TIMEOUT * 1000}"
     return make_conninfo(url, options=f"{given} {setting}".strip())
+
+
+def projection_env(database_url: str) -> dict[str, str]:
+    """The settings of a projection's event reader and view writer (taskledger/budget.py)."""
+    from taskledger import budget
+
+    return eventsourcing_env(database_url, pool_size=budget.PROJECTION_POOL, overflow=budget.PROJECTION_OVERFLOW)
 
 
 def eventsourcing_env(database_url: str, *, create_table: bool = False, pool_size: int = 4,

@@ -13,6 +13,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from projections.registry import PROJECTIONS
+from taskledger.budget import Budget
 from taskledger.config import ConfigError, Settings
 from taskledger.database import ForeignServerError, embedded_url, start_embedded
 
@@ -82,6 +83,31 @@ def check_database(url: str, *, migrated: bool = True, setting: str = "TASKLEDGE
                                        f"`taskledger migrate` with the same {setting}")
 
 
+def connection_room(url: str) -> int:
+    """Connections the server accepts beyond the ones open now (max_connections less the reserved ones)."""
+    with psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int"
+            " - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')").fetchone()
+    return int(row[0]) if row else 0
+
+
+def check_budget(url: str, budget: Budget, setting: str, headroom: int) -> str | None:
+    """Refuses (DatabaseUnavailableError) a server with no room for the budget's idle connections; answers a
+    warning when its peak does not fit with `headroom` to spare, else None."""
+    room = connection_room(url) + 1  # this check's own connection is closed again
+    if budget.idle > room:
+        raise DatabaseUnavailableError(
+            f"PostgreSQL at {where(url)} has room for {room} more connections, and serve needs {budget.idle} to "
+            f"start ({budget.peak} at most: {budget.formula}): set TASKLEDGER_WORKERS or TASKLEDGER_POOL_SIZE "
+            f"lower, or raise the server's max_connections ({setting} names the server)")
+    if budget.peak + headroom > room:
+        return (f"PostgreSQL at {where(url)} has room for {room} more connections; serve may use {budget.peak} "
+                f"({budget.formula}), leaving fewer than {headroom} for everyone else: requests may answer 503 "
+                f"under load. Lower TASKLEDGER_WORKERS or TASKLEDGER_POOL_SIZE, or raise max_connections")
+    return None
+
+
 def where(url: str) -> str:
     """host:port/database of a URL (or socket directory/database), without credentials, for messages."""
     info = conninfo_to_dict(url)
@@ -102,7 +128,7 @@ def unavailable(url: str, exc: psycopg.OperationalError,
     if LOGIN_REFUSED.search(detail):
         return DatabaseUnavailableError(f"PostgreSQL at {where(url)} refused the login ({detail}): fix the user "
                                         f"or password in {setting}")
-    if "too many clients" in detail or "remaining connection slots" in detail:
+    if re.search(r"too many (clients|connections)|remaining connection slots", detail):
         return DatabaseUnavailableError(f"PostgreSQL at {where(url)} has no connection to spare ({detail}): try "
                                         f"again when fewer clients are connected, or raise its max_connections")
     return DatabaseUnavailableError(f"cannot reach PostgreSQL at {where(url)}; is the service running, and is "

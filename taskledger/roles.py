@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from ledger.application import TaskLedger
 from projections.queries import PostgresTaskQueries
+from taskledger import budget
 from taskledger.calendar import CronCalendar
 from taskledger.config import eventsourcing_env, service_conninfo
 from taskledger.scheduler import DEFAULT_GRACE, Scheduler
@@ -49,8 +50,9 @@ def start_roles(url: str, stopping: threading.Event, roles: Iterable[str] = ROLE
     threads = []
     for role in roles:
         calendar = CronCalendar()
-        ledger = TaskLedger(eventsourcing_env(url, pool_size=2), calendar=calendar)
-        view = PostgresTaskQueries(service_conninfo(url), max_size=2)
+        ledger = TaskLedger(eventsourcing_env(url, pool_size=budget.ROLE_POOL, overflow=budget.ROLE_OVERFLOW),
+                            calendar=calendar)
+        view = PostgresTaskQueries(service_conninfo(url), max_size=budget.ROLE_VIEW)
         view.open()
         tick = (Scheduler(ledger, view, calendar, grace=grace).run_once if role == "schedule"
                 else Watchdog(ledger, view).run_once)

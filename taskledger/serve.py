@@ -16,11 +16,13 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from projections.registry import PROJECTIONS
 from projections.runner import start_projections
 from taskledger.accounts import PostgresAccounts
-from taskledger.config import ConfigError, Settings, eventsourcing_env
+from taskledger.budget import HEADROOM, serve_budget
+from taskledger.config import ConfigError, Settings, projection_env
 from taskledger.migrate import migrate
-from taskledger.preflight import check_database, make_home, open_database
+from taskledger.preflight import check_budget, check_database, make_home, open_database, setting_of
 from taskledger.roles import start_roles
 
 log = logging.getLogger(__name__)
@@ -46,10 +48,26 @@ def ensure_admin(url: str, settings: Settings) -> str:
     return _where_admin_password(settings)
 
 
+def _api_name() -> str:
+    """What the workers' connections are called: `taskledger-api`, unless the operator chose PGAPPNAME."""
+    given = os.environ.get("PGAPPNAME", "")
+    return "taskledger-api" if not given or given.startswith("taskledger-") else given
+
+
 def _where_admin_password(settings: Settings) -> str:
     if settings.admin_password_file.exists():
         return f"admin password: in {settings.admin_password_file} (mode 0600)"
     return "admin password: the TASKLEDGER_ADMIN_PASSWORD given on first start"
+
+
+def _check_budget(url: str, settings: Settings) -> None:
+    """The connections this serve will hold fit the server (taskledger/budget.py); refused when even the idle ones
+    do not, a warning when the peak leaves too little room."""
+    wanted = serve_budget(settings.serving.workers, settings.pool_size, len(PROJECTIONS))
+    warning = check_budget(url, wanted, setting_of(settings), HEADROOM)
+    if warning:
+        log.warning(warning)
+    log.info("PostgreSQL connections: %d idle, at most %d (%s)", wanted.idle, wanted.peak, wanted.formula)
 
 
 def serve(settings: Settings) -> int:
@@ -63,13 +81,14 @@ def serve(settings: Settings) -> int:
     threads = []
     try:
         migrate(url)
+        _check_budget(url, settings)
         credential = ensure_admin(url, settings)
-        threads = [*start_projections(eventsourcing_env(url, pool_size=2), url, stopping),
+        threads = [*start_projections(projection_env(url), url, stopping),
                    *start_roles(url, stopping)]
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stopping.set())
         gunicorn = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF)],
-                                    env={**os.environ, "TASKLEDGER_DATABASE_URL": url,
+                                    env={**os.environ, "TASKLEDGER_DATABASE_URL": url, "PGAPPNAME": _api_name(),
                                          "PROMETHEUS_MULTIPROC_DIR": str(_fresh_metrics_dir(settings))})
         base = f"http://{settings.bind}"
         if _wait_ready(base, gunicorn, stopping):

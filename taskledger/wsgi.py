@@ -22,6 +22,7 @@ APP_LOAD_ERROR = 4
 
 
 def create_app() -> falcon.App:
+    os.environ.setdefault("PGAPPNAME", "taskledger-api")  # what pg_stat_activity calls the workers' connections
     try:
         settings = require_database_url(load_settings())  # ops/gunicorn.conf.py checked all but the URL's syntax
         url = str(settings.database_url)
@@ -34,7 +35,7 @@ def create_app() -> falcon.App:
     ledger = TaskLedger(eventsourcing_env(url, pool_size=1, overflow=settings.pool_size - 1), calendar=CronCalendar())
     view = PostgresTaskQueries(service_conninfo(url), max_size=settings.pool_size)
     view.open()
-    accounts = PostgresAccounts(service_conninfo(url), max_size=2)
+    accounts = PostgresAccounts(service_conninfo(url), pool=view.pool)  # the reads' pool (taskledger/budget.py)
     accounts.open()
     return create_api(ledger, view, accounts, min_position_wait=settings.min_position_wait,
                       lag_budget_events=settings.lag_budget_events,

@@ -76,11 +76,13 @@ def test_sequences_of_operations_answer_as_documented(conformance_schema: schema
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(3600)  # 400 examples of each operation: POST /users alone hashes 400 passwords
 def test_every_operation_conforms_under_a_long_run(conformance_schema: schemathesis.BaseSchema,
                                                    subtests: pytest.Subtests) -> None:
     run_every_operation(conformance_schema, SOAK_EXAMPLES, subtests)
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(3600)
 def test_sequences_of_operations_conform_under_a_long_run(conformance_schema: schemathesis.BaseSchema) -> None:
     conformance_schema.as_state_machine().run(settings=_settings(SOAK_SCENARIOS, stateful_step_count=12))

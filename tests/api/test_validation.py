@@ -53,6 +53,7 @@ CASES: dict[str, Case] = {
     "create: body over 1 MiB": Case("POST", "/tasks", {"json": {"namespace": "a", "name": "x" * MIB}}, 413, "body"),
     "create: missing namespace": Case("POST", "/tasks", {"json": {"name": "n"}}, 422, "namespace"),
     "create: no body": Case("POST", "/tasks", {}, 400, "body"),
+    "token: a body of only white space": Case("POST", "/tokens", raw("\n"), 400, "body"),
     "create: empty object": Case("POST", "/tasks", {"json": {}}, 422, "namespace"),
     "create: namespace not a string": Case("POST", "/tasks", {"json": {"namespace": 5, "name": "n"}}, 422,
                                            "namespace"),
