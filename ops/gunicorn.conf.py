@@ -44,6 +44,23 @@ proc_name = "taskledger-api"
 control_socket_disable = True
 
 
+def on_starting(server):  # noqa: ANN001 -- gunicorn hook signature
+    """Under `taskledger serve` (TASKLEDGER_PARENT_PID), the master stops when serve dies, even by SIGKILL:
+    an orphaned gunicorn would keep the port and answer without projections."""
+    parent = os.environ.get("TASKLEDGER_PARENT_PID")
+    if not parent:
+        return
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG (Linux)
+    except (OSError, AttributeError):  # not Linux: the parent is still checked once here
+        pass
+    if os.getppid() != int(parent):  # serve died before the line above
+        raise SystemExit(0)
+
+
 def child_exit(server, worker):  # noqa: ANN001 -- gunicorn hook signature
     """Lets Prometheus multiprocess mode forget a dead worker's live gauges."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -89,6 +89,7 @@ def serve(settings: Settings) -> int:
             signal.signal(sig, lambda *_: stopping.set())
         gunicorn = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF)],
                                     env={**os.environ, "TASKLEDGER_DATABASE_URL": url, "PGAPPNAME": _api_name(),
+                                         "TASKLEDGER_PARENT_PID": str(os.getpid()),
                                          "PROMETHEUS_MULTIPROC_DIR": str(_fresh_metrics_dir(settings))})
         base = f"http://{settings.bind}"
         if _wait_ready(base, gunicorn, stopping):

@@ -152,12 +152,12 @@ def test_a_server_taskledger_did_not_start_on_the_data_directory_is_refused_and_
 
 
 @pytest.fixture
-def serve() -> Iterator[Callable[[Path, Path], _Service]]:
+def serve() -> Iterator[Callable[..., _Service]]:
     """Starts `taskledger serve` processes; at the end kills what is left of each one's process group."""
     started: list[_Service] = []
 
-    def start(home: Path, log: Path) -> _Service:
-        started.append(_Service(home, log))
+    def start(home: Path, log: Path, port: int | None = None) -> _Service:
+        started.append(_Service(home, log, port))
         return started[-1]
 
     yield start
@@ -199,6 +199,24 @@ def test_serve_answers_at_once_after_a_sigkill_and_stops_its_server_when_stopped
 
 
 @pytest.mark.e2e
+def test_gunicorn_stops_when_serve_alone_is_sigkilled_and_serve_starts_again(
+        home: Crashed, tmp_path: Path, serve: Callable[..., _Service]) -> None:
+    first = serve(home.home, tmp_path / "first.log")
+    first.wait_serving(RESTART_BUDGET)
+    [gunicorn] = [child for child in psutil.Process(first.process.pid).children() if "gunicorn" in " ".join(
+        child.cmdline())]
+    os.kill(first.process.pid, signal.SIGKILL)  # serve only: not its group, not the embedded PostgreSQL
+    first.process.wait()
+    _wait_for(lambda: not gunicorn.is_running() or gunicorn.status() == psutil.STATUS_ZOMBIE, 30)
+    with contextlib.suppress(requests.RequestException):
+        requests.get(f"http://127.0.0.1:{first.port}/healthz", timeout=2)
+        raise AssertionError("the orphaned gunicorn still answers on the port")
+    second = serve(home.home, tmp_path / "second.log", first.port)  # the same port: nothing holds it any more
+    second.wait_serving(RESTART_BUDGET)
+    assert second.stop() == 0
+
+
+@pytest.mark.e2e
 def test_serve_refuses_a_server_taskledger_did_not_start_with_what_to_do_and_exit_code_2(
         home: Crashed, tmp_path: Path, serve: Callable[[Path, Path], _Service]) -> None:
     port = _free_port()
@@ -216,8 +234,8 @@ def test_serve_refuses_a_server_taskledger_did_not_start_with_what_to_do_and_exi
 class _Service:
     """`taskledger serve` in a session of its own, so that its whole process group can be killed."""
 
-    def __init__(self, home: Path, log: Path) -> None:
-        self.port = _free_port()
+    def __init__(self, home: Path, log: Path, port: int | None = None) -> None:
+        self.port = port or _free_port()
         self.log = log
         with log.open("w") as out:
             self.process = subprocess.Popen([sys.executable, "-m", "taskledger.cli", "serve"],
