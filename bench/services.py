@@ -216,9 +216,13 @@ def start_service(home: Path, port: int, database_url: str, password: str, serve
                    log_dir / "taskledger-serve.log")
 
 
+# ops/gunicorn.conf.py refuses to start without a database URL; the trivial app never connects to it.
+UNUSED_DATABASE_URL = "postgresql://unused@127.0.0.1:1/unused"
+
+
 def start_trivial(port: int, server_env: dict[str, str], log_dir: Path) -> Process:
     """The trivial falcon app under gunicorn with ops/gunicorn.conf.py; only the app and bind differ."""
-    env = {**os.environ, **server_env}
+    env = {**os.environ, "TASKLEDGER_DATABASE_URL": UNUSED_DATABASE_URL, **server_env}
     cmd = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "--bind", f"127.0.0.1:{port}",
            "bench.trivial:create_app()"]
     return Process("trivial gunicorn", cmd, env, log_dir / "trivial-gunicorn.log")
@@ -228,7 +232,7 @@ def gunicorn_settings(server_env: dict[str, str]) -> dict[str, Any]:
     """The settings ops/gunicorn.conf.py resolves to under this environment (what both servers get)."""
     saved = dict(os.environ)
     try:
-        os.environ.update(server_env)
+        os.environ.update({"TASKLEDGER_DATABASE_URL": UNUSED_DATABASE_URL, **server_env})
         values: dict[str, Any] = {}
         exec(compile(GUNICORN_CONF.read_text(), str(GUNICORN_CONF), "exec"), values)  # noqa: S102
     finally:
