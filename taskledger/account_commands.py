@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
+from taskledger.commandline import add_command as _add
 from taskledger.config import Settings
 
 if TYPE_CHECKING:
@@ -49,15 +50,6 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     revoke = _add(token_commands, "revoke", "revoke a token, named by its id or by itself (refused from the "
                   "next request on)", cmd_tokens_revoke, "taskledger tokens revoke 3f9a0c1d2b4e5f60")
     revoke.add_argument("token", metavar="TOKEN-OR-ID", help="the id `tokens list` shows, or the tl_… token")
-
-
-def _add(commands: argparse._SubParsersAction, name: str, help_text: str,  # type: ignore[type-arg]
-         handler: Handler | None, example: str) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = commands.add_parser(
-        name, help=help_text, description=help_text, epilog=f"example:\n  {example}",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.set_defaults(handler=handler)
-    return parser
 
 
 def cmd_users_add(args: argparse.Namespace, settings: Settings) -> int:

@@ -11,6 +11,8 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
+from taskledger.commandline import add_command as _add
+from taskledger.commandline import seconds as _seconds
 from taskledger.config import ConfigError, Settings, load_settings, projection_env
 
 EPILOG = """examples:
@@ -95,15 +97,6 @@ def run(args: argparse.Namespace) -> int:
     return USAGE
 
 
-def _add(commands: argparse._SubParsersAction, name: str, help_text: str,  # type: ignore[type-arg]
-         handler: Callable[[argparse.Namespace, Settings], int] | None, example: str) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = commands.add_parser(
-        name, help=help_text, description=help_text, epilog=f"example:\n  {example}",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.set_defaults(handler=handler)
-    return parser
-
-
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from taskledger.serve import serve
 
@@ -163,16 +156,6 @@ def cmd_role(args: argparse.Namespace, settings: Settings) -> int:
     for thread in threads:
         thread.join(timeout=10)
     return 0
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0 < value <= 3600:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds more than 0 and at most 3600")
-    return value
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,16 +22,17 @@ from taskledger.migrate import migrate
 
 
 @pytest.fixture(scope="session")
-def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_server_url() -> Iterator[str]:
     """URL of a PostgreSQL server's maintenance database: TASKLEDGER_TEST_DATABASE_URL or embedded."""
     url = os.environ.get("TASKLEDGER_TEST_DATABASE_URL")
     if url:
         yield url
         return
-    base = Path(tmp_path_factory.mktemp("embedded-pg"))
-    server = start_embedded(base / "pgdata")
-    yield embedded_url(server, "postgres")
-    server.cleanup()
+    # Not under pytest's basetemp (see tests/api/test_database_outage.py).
+    with tempfile.TemporaryDirectory(prefix="taskledger-test-pg-") as base:
+        server = start_embedded(Path(base) / "pgdata")
+        yield embedded_url(server, "postgres")
+        server.cleanup()
 
 
 @pytest.fixture(scope="session")

@@ -11,13 +11,13 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+from taskledger.commandline import Handler, add_command, seconds
 from taskledger.config import Settings
 
-Handler = Callable[[argparse.Namespace, Settings], int]
 CANNOT_RUN = 2
 
 
@@ -65,7 +65,7 @@ def _register_rebuild(subparsers: argparse._SubParsersAction) -> None:  # type: 
                         help="after the switch, drop the old tables instead of keeping them for a rollback")
     parser.add_argument("--restart", action="store_true",
                         help="discard an unfinished earlier rebuild instead of resuming it")
-    parser.add_argument("--handover-timeout", type=_positive_seconds, default=30.0, metavar="SECONDS",
+    parser.add_argument("--handover-timeout", type=seconds, default=30.0, metavar="SECONDS",
                         help="how long to wait for the live runners to hand their lead over (default 30)")
     parser.add_argument("--batch-size", type=_batch_size, default=2000, metavar="EVENTS",
                         help="events applied per transaction (default 2000; a killed run loses at most one batch)")
@@ -78,23 +78,9 @@ def _batch_size(text: str) -> int:
     return int(text)
 
 
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0 < value <= 3600:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds more than 0 and at most 3600")
-    return value
-
-
 def _add(subparsers: argparse._SubParsersAction, name: str, help_text: str,  # type: ignore[type-arg]
          handler: Handler, example: str) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        name, help=help_text, description=help_text, epilog=f"example:\n  {example}",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.set_defaults(handler=_reporting(name, handler))
-    return parser
+    return add_command(subparsers, name, help_text, _reporting(name, handler), example)
 
 
 def _task_arguments(parser: argparse.ArgumentParser) -> None:

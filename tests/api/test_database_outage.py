@@ -3,6 +3,7 @@ and every pooled connection the restart killed is replaced without a client seei
 
 from __future__ import annotations
 
+import tempfile
 import threading
 import warnings
 from collections.abc import Iterator
@@ -57,9 +58,15 @@ class Outage:
 
 
 @pytest.fixture(scope="module")
-def outage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outage]:
+def outage() -> Iterator[Outage]:
     """A service of its own on an embedded PostgreSQL the tests may restart and stop."""
-    pgdata = Path(tmp_path_factory.mktemp("outage-pg")) / "pgdata"
+    # Not under pytest's basetemp: another pytest session starting meanwhile takes other users' access back
+    # from /tmp/pytest-of-root, and the server's own user could no longer reach its data directory.
+    with tempfile.TemporaryDirectory(prefix="taskledger-outage-") as base:
+        yield from _outage(Path(base) / "pgdata")
+
+
+def _outage(pgdata: Path) -> Iterator[Outage]:
     server = start_embedded(pgdata)
     url = embedded_url(server)
     migrate(url)
