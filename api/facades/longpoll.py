@@ -7,9 +7,12 @@ connection of a worker, and from multiplying the database reads that a waiting p
 
 from __future__ import annotations
 
+import select
+import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 PER_USER = 8
 TOTAL = 128
@@ -45,3 +48,22 @@ class LongPolls:
                         self._by_user[user] = left
                     else:
                         del self._by_user[user]
+
+
+def client_gone(environ: Mapping[str, Any]) -> Callable[[], bool]:
+    """Whether the client of this request closed its connection: a waiting poll then ends (and frees its slot)
+    at its next look instead of holding a greenlet for the rest of its wait. Under gunicorn only (its socket
+    is in the environ); elsewhere the poll never counts as abandoned."""
+    sock = environ.get("gunicorn.socket") or environ.get("gunicorn.sock")
+    if not isinstance(sock, socket.socket):
+        return lambda: False
+
+    def gone() -> bool:
+        try:
+            readable, _, _ = select.select([sock], [], [], 0)
+            # Readable with nothing to read is the peer's FIN; bytes would be a pipelined next request.
+            return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+        except (OSError, ValueError):  # reset, or already closed
+            return True
+
+    return gone

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -11,6 +12,7 @@ from uuid import UUID
 import falcon
 
 from api.facades.common import FacadeDeps, FacadeReply, caller, guarded, write_reply
+from api.facades.longpoll import client_gone
 from api.facades.openlookeng import wire
 from api.facades.openlookeng.store import DONE, OpenLooKengTasks, poll_intervals
 from api.facades.openlookeng.taskinfo import FACADE
@@ -58,10 +60,12 @@ class Results:
         wait = wire.header_duration(req.get_header("X-Presto-Max-Wait"), "X-Presto-Max-Wait")
         wait = min(MAX_WAIT, DEFAULT_WAIT if wait is None else wait)
         with self.tasks.long_polls.slot(who.name) as granted:
-            batch = self._read(tid, buffer, start, max(1, max_bytes), wait if granted else 0.0)
+            batch = self._read(tid, buffer, start, max(1, max_bytes), wait if granted else 0.0,
+                               client_gone(req.env))
         write_reply(req, resp, batch.reply(), None)
 
-    def _read(self, tid: str, buffer: str, start: int, max_bytes: int, wait: float) -> Batch:
+    def _read(self, tid: str, buffer: str, start: int, max_bytes: int, wait: float,
+              gone: Callable[[], bool]) -> Batch:
         deadline, pauses = time.monotonic() + wait, poll_intervals()
         while True:
             doc = self.tasks.require(tid)
@@ -70,7 +74,7 @@ class Results:
                 return Batch(start, [], True)  # a closed (aborted) buffer serves nothing more
             pages = self.deps.view.output_pages(UUID(doc["id"]), buffer, start, max_bytes)
             ended = doc["state"] in DONE or bool(buf and buf["finished"])
-            if pages or ended or time.monotonic() >= deadline:
+            if pages or ended or time.monotonic() >= deadline or gone():
                 return Batch(start, [p["data"] for p in pages], _complete(doc, buf, start, pages))
             time.sleep(min(next(pauses), max(0.0, deadline - time.monotonic())))
 

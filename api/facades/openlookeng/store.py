@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from uuid import UUID
 
@@ -73,13 +73,15 @@ class OpenLooKengTasks:
             raise refuse(410, f"Task {tid} was dropped; its history is still readable in the native API.")
         return doc
 
-    def wait_change(self, tid: str, current: str, wait: float) -> dict[str, Any]:
-        """The task once its wire state differs from `current`, or as it is when the wait ends."""
+    def wait_change(self, tid: str, current: str, wait: float,
+                    gone: Callable[[], bool] = lambda: False) -> dict[str, Any]:
+        """The task once its wire state differs from `current`, or as it is when the wait ends (or the client
+        has gone: the answer is then written to no one)."""
         deadline = time.monotonic() + wait
         for pause in poll_intervals():
             doc = self.require(tid)
             remaining = deadline - time.monotonic()
-            if wire_state(doc) != current or remaining <= 0:
+            if wire_state(doc) != current or remaining <= 0 or gone():
                 return doc
             time.sleep(min(pause, remaining))
         raise AssertionError("poll_intervals never ends")

@@ -7,6 +7,7 @@ from typing import Any
 import falcon
 
 from api.facades.common import FacadeDeps, caller, guarded
+from api.facades.longpoll import client_gone
 from api.facades.openlookeng import wire
 from api.facades.openlookeng.store import OpenLooKengTasks
 from api.facades.openlookeng.taskinfo import DONE_STATES, FACADE, task_info, task_status
@@ -83,7 +84,7 @@ def _read(tasks: OpenLooKengTasks, req: falcon.Request, tid: str, user: str) -> 
         return tasks.require(tid)
     current, wait = poll
     with tasks.long_polls.slot(user) as granted:
-        return tasks.wait_change(tid, current, wait if granted else 0.0)
+        return tasks.wait_change(tid, current, wait if granted else 0.0, client_gone(req.env))
 
 
 def _target_state(req: falcon.Request) -> str:
