@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 import falcon
 from eventsourcing.persistence import InterfaceError, OperationalError
 
 from api.problems import Problem
-from projections.queries import ReadSideUnavailableError
+from projections.queries import SERVER_FULL, ReadSideUnavailableError
 
 log = logging.getLogger(__name__)
 
 # What the ledger, the read side and the accounts raise when their database does not answer.
 UNAVAILABLE: tuple[type[Exception], ...] = (OperationalError, InterfaceError, ReadSideUnavailableError)
 RETRY_AFTER = "1"
-# PostgreSQL's refusals when every connection slot is taken (SQLSTATE 53300).
-EXHAUSTED = re.compile(r"too many (clients|connections)|remaining connection slots")
 
 
 def is_unavailable(error: BaseException) -> bool:
@@ -27,7 +24,7 @@ def is_unavailable(error: BaseException) -> bool:
 
 def unavailable(error: BaseException) -> Problem:
     """The 503 every API answers while the database is away (the native one as problem+json)."""
-    if EXHAUSTED.search(str(error)):
+    if SERVER_FULL.search(str(error)):
         log.error("PostgreSQL has no connection to spare (%s): answering 503; lower TASKLEDGER_WORKERS or "
                   "TASKLEDGER_POOL_SIZE, or raise max_connections (docs/architecture.md, the connection budget)",
                   " ".join(str(error).split())[:300])

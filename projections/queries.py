@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -39,6 +40,10 @@ Ids = list[UUID]
 
 class InvalidCursorError(ValueError):
     """The pagination cursor was not produced by this query."""
+
+
+# PostgreSQL's refusal of a connection when every slot is taken (SQLSTATE 53300): for the API's log and the CLI.
+SERVER_FULL = re.compile(r"too many (clients|connections)|remaining connection slots")
 
 
 class ReadSideUnavailableError(Exception):

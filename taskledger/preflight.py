@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
+from projections.queries import SERVER_FULL
 from projections.registry import PROJECTIONS
 from taskledger.budget import Budget
 from taskledger.config import ConfigError, Settings
@@ -128,7 +129,7 @@ def unavailable(url: str, exc: psycopg.OperationalError,
     if LOGIN_REFUSED.search(detail):
         return DatabaseUnavailableError(f"PostgreSQL at {where(url)} refused the login ({detail}): fix the user "
                                         f"or password in {setting}")
-    if re.search(r"too many (clients|connections)|remaining connection slots", detail):
+    if SERVER_FULL.search(detail):
         return DatabaseUnavailableError(f"PostgreSQL at {where(url)} has no connection to spare ({detail}): try "
                                         f"again when fewer clients are connected, or raise its max_connections")
     return DatabaseUnavailableError(f"cannot reach PostgreSQL at {where(url)}; is the service running, and is "
