@@ -25,6 +25,7 @@ from psycopg import sql
 
 from bench.loadgen import Measurement, progress
 from eventstore.recorder import LedgerRecorder
+from projections.tables import EVENTS_TABLE, tracking_table
 from eventstore.tail import LogTail
 from ledger import commands as c
 from ledger.application import TaskLedger
@@ -169,7 +170,7 @@ def catch_up(url: str, name: str, upto: int) -> Measurement:
     app = TaskLedger(eventsourcing_env(url, pool_size=2))
     try:
         _, view_class = PROJECTIONS[name]
-        view = view_class(datastore, tracking_table_name=f"{name}_tracking")
+        view = view_class(datastore, tracking_table_name=tracking_table(name))
         view.create_table()
         started = time.perf_counter()
         with BatchRunner(app, view, name) as runner:
@@ -212,7 +213,7 @@ def decode_only(url: str, upto: int) -> Measurement:
 def skip_test(url: str, writers: int = 8, per_writer: int = 150, max_delay: float = 0.004) -> dict[str, Any]:
     """Writers take a position, sleep a random while, then commit; who saw what. Run it on a database of its
     own: its rows are no task's events."""
-    insert = ("INSERT INTO taskledger_events (originator_id, originator_version, topic, state) "
+    insert = (f"INSERT INTO {EVENTS_TABLE} (originator_id, originator_version, topic, state) "
               "VALUES (%s, 1, 'bench:OutOfOrder', '{}') RETURNING notification_id")
     app = TaskLedger(eventsourcing_env(url, pool_size=2))
     recorder = app.recorder
@@ -246,7 +247,7 @@ def skip_test(url: str, writers: int = 8, per_writer: int = 150, max_delay: floa
         position = start
         with psycopg.connect(url, autocommit=True) as conn:
             while not done.is_set():
-                rows = conn.execute("SELECT notification_id, topic FROM taskledger_events WHERE notification_id > %s "
+                rows = conn.execute(f"SELECT notification_id, topic FROM {EVENTS_TABLE} WHERE notification_id > %s "
                                     "ORDER BY notification_id LIMIT 50", (position,)).fetchall()
                 naive.extend(r[0] for r in rows if r[1] == "bench:OutOfOrder")
                 position = rows[-1][0] if rows else position

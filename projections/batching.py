@@ -16,8 +16,8 @@ from eventsourcing.persistence import Tracking
 from eventstore.recorder import LedgerRecorder
 from eventstore.tail import LogTail
 from ledger.application import TaskLedger
+from projections.tables import APPLICATION
 
-APPLICATION = TaskLedger.name
 # After a small batch, events gather this long before the rest is read: fewer, larger transactions for
 # the same events (a read-your-writes wait grows by at most this much).
 GATHER = 0.01

@@ -18,6 +18,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from projections.registry import PROJECTIONS
+from projections.tables import APPLICATION, EVENTS_TABLE, tracking_table
 from projections.schema import ACTIVE_SCHEDULE
 
 SORTABLE = ("created_at", "updated_at", "name", "state")
@@ -30,8 +31,8 @@ SELECT pid, datname AS database, application_name, state,
 FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()
 ORDER BY age(backend_xid) DESC LIMIT 1
 """
+_EVENTS = sql.Identifier(EVENTS_TABLE)
 RUN_SORTABLE = ("time", "run", "status", "took_ms")
-APPLICATION = "TaskLedger"
 
 
 Rows = list[dict[str, Any]]
@@ -102,7 +103,7 @@ class TaskView(Protocol):
     def ping(self) -> None: ...
 
 
-class PostgresTaskQueries:
+class PostgresTaskView:
     """Reads the task view and run history tables with plain SQL."""
 
     def __init__(self, conninfo: str, min_size: int = 1, max_size: int = 8) -> None:
@@ -221,7 +222,7 @@ class PostgresTaskQueries:
 
     def status(self) -> Rows:
         """Position, head and lag of every projection; where one waits at a gap, the transaction it waits for."""
-        head_row = self._all("SELECT max(notification_id) AS head FROM taskledger_events")[0]
+        head_row = self._all(sql.SQL("SELECT max(notification_id) AS head FROM {}").format(_EVENTS))[0]
         head = head_row["head"] or 0
         result = []
         for name in PROJECTIONS:
@@ -240,11 +241,11 @@ class PostgresTaskQueries:
         return rows[0] if rows else None
 
     def _exists(self, position: int) -> bool:
-        return bool(self._all("SELECT 1 FROM taskledger_events WHERE notification_id = %s", (position,)))
+        return bool(self._all(sql.SQL("SELECT 1 FROM {} WHERE notification_id = %s").format(_EVENTS), (position,)))
 
     def head(self) -> int:
         """The highest committed log position (a write's answer never names a higher one)."""
-        return int(self._all("SELECT coalesce(max(notification_id), 0) AS head FROM taskledger_events")[0]["head"])
+        return int(self._all(sql.SQL("SELECT coalesce(max(notification_id), 0) AS head FROM {}").format(_EVENTS))[0]["head"])
 
     def wait_for(self, position: int, timeout: float) -> bool:
         """Waits, bounded, until every projection has reached the position."""
@@ -259,15 +260,15 @@ class PostgresTaskQueries:
             delay = min(delay * 2, 0.05)
 
     def _position(self, name: str) -> int:
-        table = sql.Identifier(f"{name}_tracking")
+        table = sql.Identifier(tracking_table(name))
         rows = self._all(sql.SQL("SELECT notification_id FROM {} WHERE application_name = %s").format(table),
                          (APPLICATION,))
         return rows[0]["notification_id"] if rows else 0
 
     def _lag_seconds(self, position: int) -> float:
         """Age of the oldest event the projection has not applied yet."""
-        rows = self._all("SELECT state FROM taskledger_events WHERE notification_id > %s "
-                         "ORDER BY notification_id LIMIT 1", (position,))
+        rows = self._all(sql.SQL("SELECT state FROM {} WHERE notification_id > %s ORDER BY notification_id LIMIT 1")
+                         .format(_EVENTS), (position,))
         if not rows:
             return 0.0
         stamp = json.loads(bytes(rows[0]["state"]))["timestamp"]["_data_"]

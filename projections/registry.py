@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from projections.runs import PostgresRunHistory, RunHistoryProjection
-from projections.task_view import PostgresTaskView, TaskViewProjection
+from projections.runs import RunHistoryRecorder, RunHistoryProjection
+from projections.task_view import TaskViewRecorder, TaskViewProjection
 
 PROJECTIONS: dict[str, tuple[Any, Any]] = {
-    TaskViewProjection.name: (TaskViewProjection, PostgresTaskView),
-    RunHistoryProjection.name: (RunHistoryProjection, PostgresRunHistory),
+    TaskViewProjection.name: (TaskViewProjection, TaskViewRecorder),
+    RunHistoryProjection.name: (RunHistoryProjection, RunHistoryRecorder),
 }

@@ -49,7 +49,7 @@ def _outcome(event: Any) -> tuple[str, str | None] | None:
     return None
 
 
-class PostgresRunHistory(PostgresTrackingRecorder):
+class RunHistoryRecorder(PostgresTrackingRecorder):
     """Writes run rows and the tracking position in one transaction, many events at a time."""
 
     def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
@@ -92,7 +92,7 @@ def run_writes(event: Any, position: int) -> list[tuple[str, Any]]:
     return found
 
 
-class RunHistoryProjection(Projection[PostgresRunHistory]):
+class RunHistoryProjection(Projection[RunHistoryRecorder]):
     """Materialises every run (lease) of every task."""
 
     name = "run_history"

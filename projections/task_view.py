@@ -40,7 +40,7 @@ VALUES (%s, %s, %s, %s, %s, %s, %s)
 """
 
 
-class PostgresTaskView(PostgresTrackingRecorder):
+class TaskViewRecorder(PostgresTrackingRecorder):
     """Writes task rows and the tracking position in one transaction, many events at a time."""
 
     def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
@@ -93,7 +93,7 @@ def _row(state: TaskState, position: int) -> tuple[Any, ...]:
             claimable(state), json.dumps(state.to_dict()))
 
 
-class TaskViewProjection(Projection[PostgresTaskView]):
+class TaskViewProjection(Projection[TaskViewRecorder]):
     """Materialises the current state of every task."""
 
     name = "task_view"

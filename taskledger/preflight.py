@@ -14,6 +14,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from projections.queries import SERVER_FULL
 from projections.registry import PROJECTIONS
+from projections.tables import EVENTS_TABLE, tracking_table
 from taskledger.budget import Budget
 from taskledger.config import ConfigError, Settings
 from taskledger.database import ForeignServerError, embedded_url, start_embedded
@@ -21,7 +22,7 @@ from taskledger.database import ForeignServerError, embedded_url, start_embedded
 # Seconds a command waits for PostgreSQL to accept a connection before it says it cannot reach it.
 CONNECT_TIMEOUT = 5
 # What `taskledger migrate` creates; a database without one of them is not (fully) migrated.
-MIGRATED_TABLES = ("taskledger_events", *(f"{name}_tracking" for name in PROJECTIONS),
+MIGRATED_TABLES = (EVENTS_TABLE, *(tracking_table(name) for name in PROJECTIONS),
                    "users", "api_tokens", "credentials_version")
 LOGIN_REFUSED = re.compile(r"password authentication failed|role \".*\" does not exist|no pg_hba\.conf entry|"
                            r"permission denied for database")

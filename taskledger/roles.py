@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from datetime import timedelta
 
 from ledger.application import TaskLedger
-from projections.queries import PostgresTaskQueries
+from projections.queries import PostgresTaskView
 from taskledger import budget
 from taskledger.calendar import CronCalendar
 from taskledger.config import eventsourcing_env, service_conninfo
@@ -52,7 +52,7 @@ def start_roles(url: str, stopping: threading.Event, roles: Iterable[str] = ROLE
         calendar = CronCalendar()
         ledger = TaskLedger(eventsourcing_env(url, pool_size=budget.ROLE_POOL, overflow=budget.ROLE_OVERFLOW),
                             calendar=calendar)
-        view = PostgresTaskQueries(service_conninfo(url), max_size=budget.ROLE_VIEW)
+        view = PostgresTaskView(service_conninfo(url), max_size=budget.ROLE_VIEW)
         view.open()
         tick = (Scheduler(ledger, view, calendar, grace=grace).run_once if role == "schedule"
                 else Watchdog(ledger, view).run_once)

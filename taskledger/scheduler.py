@@ -38,7 +38,7 @@ def utc_now() -> datetime:
 
 
 class ScheduleSource(Protocol):
-    """Where the scheduler finds active schedules (projections.queries.PostgresTaskQueries)."""
+    """Where the scheduler finds active schedules (projections.queries.PostgresTaskView)."""
 
     def active_schedules(self, after: UUID | None, limit: int) -> list[dict[str, Any]]: ...
 

@@ -25,7 +25,7 @@ def utc_now() -> datetime:
 
 
 class LeaseSource(Protocol):
-    """Where the watchdog finds overdue leases (projections.queries.PostgresTaskQueries)."""
+    """Where the watchdog finds overdue leases (projections.queries.PostgresTaskView)."""
 
     def expired_leases(self, now: datetime, limit: int) -> list[UUID]: ...
 

@@ -10,7 +10,7 @@ import falcon
 from api.app import create_app as create_api
 from api.auth import LoginLimiter
 from ledger.application import TaskLedger
-from projections.queries import PostgresTaskQueries
+from projections.queries import PostgresTaskView
 from taskledger.accounts import PostgresAccounts
 from taskledger.calendar import CronCalendar
 from taskledger.config import ConfigError, eventsourcing_env, load_settings, require_database_url, service_conninfo
@@ -33,7 +33,7 @@ def create_app() -> falcon.App:
     # Pools keep one connection open and grow to TASKLEDGER_POOL_SIZE while requests need them (with
     # gevent a worker serves many requests at once); docs/architecture.md has the connection budget.
     ledger = TaskLedger(eventsourcing_env(url, pool_size=1, overflow=settings.pool_size - 1), calendar=CronCalendar())
-    view = PostgresTaskQueries(service_conninfo(url), max_size=settings.pool_size)
+    view = PostgresTaskView(service_conninfo(url), max_size=settings.pool_size)
     view.open()
     accounts = PostgresAccounts(service_conninfo(url), pool=view.pool)  # the reads' pool (taskledger/budget.py)
     accounts.open()

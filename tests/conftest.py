@@ -13,7 +13,7 @@ import pytest
 from psycopg.conninfo import make_conninfo
 
 from ledger.application import TaskLedger
-from projections.queries import PostgresTaskQueries
+from projections.queries import PostgresTaskView
 from projections.runner import SupervisedProjection, start_projections
 from taskledger.calendar import CronCalendar
 from taskledger.config import eventsourcing_env
@@ -70,8 +70,8 @@ def ledger_app(es_env: dict[str, str]) -> Iterator[TaskLedger]:
 
 
 @pytest.fixture(scope="session")
-def queries(database_url: str) -> Iterator[PostgresTaskQueries]:
-    q = PostgresTaskQueries(database_url)
+def queries(database_url: str) -> Iterator[PostgresTaskView]:
+    q = PostgresTaskView(database_url)
     q.open()
     yield q
     q.close()

@@ -20,7 +20,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 
-from projections.queries import APPLICATION
+from projections.tables import APPLICATION, tracking_table
 from projections.registry import PROJECTIONS
 from taskledger.tools.store import ToolError, connect, where
 
@@ -70,9 +70,9 @@ class ScratchProjections:
         for name in names:
             _, view_class = PROJECTIONS[name]
             before = self._table_names()
-            view = view_class(self.datastore, tracking_table_name=f"{name}_tracking")
+            view = view_class(self.datastore, tracking_table_name=tracking_table(name))
             view.create_table()
-            self.tables[name] = sorted(self._table_names() - before - {f"{name}_tracking"})
+            self.tables[name] = sorted(self._table_names() - before - {tracking_table(name)})
             self.views[name] = view
 
     def wants(self, name: str, topic: str) -> bool:

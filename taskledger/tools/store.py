@@ -15,13 +15,12 @@ from psycopg import sql
 from eventstore.fence import Fence
 from ledger.application import TaskLedger, external_task_id
 from ledger.domain import event_hash
-from projections.queries import APPLICATION
 from projections.registry import PROJECTIONS
+from projections.tables import APPLICATION, EVENTS_TABLE, tracking_table
 from taskledger.config import eventsourcing_env
 from taskledger.preflight import CONNECT_TIMEOUT, where  # where: re-exported for the tools
 from taskledger.preflight import unavailable as unreachable
 
-EVENTS_TABLE = "taskledger_events"
 COLUMNS = "notification_id, originator_id, originator_version, topic, state"
 ORDERS = {"log": "notification_id", "stream": "originator_id, originator_version"}
 
@@ -88,7 +87,7 @@ def tracked_positions(conn: psycopg.Connection[Any]) -> dict[str, int]:
     positions = {}
     for name in PROJECTIONS:
         row = conn.execute(sql.SQL("SELECT notification_id FROM {} WHERE application_name = %s").format(
-            sql.Identifier(f"{name}_tracking")), (APPLICATION,)).fetchone()
+            sql.Identifier(tracking_table(name))), (APPLICATION,)).fetchone()
         positions[name] = int(row[0]) if row else 0
     return positions
 

@@ -13,7 +13,7 @@ from falcon import testing
 from api.app import create_app
 from api.auth import LoginLimiter
 from ledger.application import TaskLedger
-from projections.queries import PostgresTaskQueries
+from projections.queries import PostgresTaskView
 from taskledger.accounts import PostgresAccounts
 
 BASE = "/ledger/v1"
@@ -48,7 +48,7 @@ SUITE_LIMITER = LoginLimiter(per_source=10**6, per_name=10**6)
 
 
 @pytest.fixture(scope="session")
-def app(ledger_app: TaskLedger, queries: PostgresTaskQueries, accounts: PostgresAccounts,
+def app(ledger_app: TaskLedger, queries: PostgresTaskView, accounts: PostgresAccounts,
         projections_running: Any) -> falcon.App:
     # The whole suite is one client sending hundreds of deliberate bad credentials: the limiter's bounds
     # are raised here and tested with their defaults in test_login_limits.py.

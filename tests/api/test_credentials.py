@@ -20,7 +20,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from api.app import create_app
 from api.auth import CredentialsUnavailableError
 from ledger.application import TaskLedger
-from projections.queries import PostgresTaskQueries
+from projections.queries import PostgresTaskView
 from taskledger.accounts import CONFIRM_SECONDS, PostgresAccounts, Principal, VerifiedPasswords
 from tests.api.conftest import BASE, Api, assert_problem, basic
 
@@ -285,7 +285,7 @@ def test_the_account_pool_replaces_connections_the_server_closed(
 
 def test_basic_auth_answers_through_a_pool_whose_backends_were_terminated(
         own_pool: tuple[PostgresAccounts, str], database_url: str, namespace: str, ledger_app: TaskLedger,
-        queries: PostgresTaskQueries) -> None:
+        queries: PostgresTaskView) -> None:
     store, app_name = own_pool
     store.create_user(f"{namespace}-p", "pool-password", "viewer")
     client = testing.TestClient(create_app(ledger_app, queries, store))
@@ -320,7 +320,7 @@ def unreachable(new_database: Callable[[], str]) -> Iterator[tuple[PostgresAccou
 
 
 def test_an_unreachable_account_database_is_a_clear_error_then_recovers_at_once(
-        unreachable: tuple[PostgresAccounts, str], ledger_app: TaskLedger, queries: PostgresTaskQueries) -> None:
+        unreachable: tuple[PostgresAccounts, str], ledger_app: TaskLedger, queries: PostgresTaskView) -> None:
     store, url = unreachable
     client = testing.TestClient(create_app(ledger_app, queries, store))
     started = time.monotonic()

@@ -17,7 +17,7 @@ from falcon import testing
 from api.app import create_app
 from ledger import commands as c
 from ledger.application import TaskLedger
-from projections.queries import PostgresTaskQueries
+from projections.queries import PostgresTaskView
 from projections.runner import start_projections
 from taskledger.accounts import PostgresAccounts
 from taskledger.calendar import CronCalendar
@@ -71,7 +71,7 @@ def _outage(pgdata: Path) -> Iterator[Outage]:
     url = embedded_url(server)
     migrate(url)
     ledger = TaskLedger(eventsourcing_env(url), calendar=CronCalendar())
-    view = PostgresTaskQueries(service_conninfo(url))
+    view = PostgresTaskView(service_conninfo(url))
     view.open()
     accounts = PostgresAccounts(service_conninfo(url))
     accounts.open()

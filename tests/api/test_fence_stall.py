@@ -16,7 +16,7 @@ from api.app import create_app
 from api.resources import ops
 from ledger import commands as c
 from ledger.application import TaskLedger
-from projections.queries import PostgresTaskQueries
+from projections.queries import PostgresTaskView
 from projections.runner import start_projections
 from taskledger.accounts import PostgresAccounts
 from taskledger.config import IDLE_IN_TRANSACTION_TIMEOUT, eventsourcing_env, service_conninfo
@@ -29,7 +29,7 @@ WHO = c.Caller("stall-test", "req")
 class Service:
     url: str
     ledger: TaskLedger
-    view: PostgresTaskQueries
+    view: PostgresTaskView
     client: testing.TestClient
     auth: dict[str, str]
 
@@ -38,7 +38,7 @@ class Service:
 def service(new_database: Callable[[], str]) -> Iterator[Service]:
     url = new_database()
     ledger = TaskLedger(eventsourcing_env(url))
-    view = PostgresTaskQueries(service_conninfo(url))
+    view = PostgresTaskView(service_conninfo(url))
     view.open()
     accounts = PostgresAccounts(url)
     accounts.open()

@@ -12,7 +12,7 @@ from falcon import testing
 from api.app import create_app
 from api.auth import LoginLimiter
 from ledger.application import TaskLedger
-from projections.queries import PostgresTaskQueries
+from projections.queries import PostgresTaskView
 from taskledger.accounts import PostgresAccounts
 from tests.api.conftest import BASE, assert_problem, basic
 
@@ -59,7 +59,7 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def client(ledger_app: TaskLedger, queries: PostgresTaskQueries, limited_accounts: PostgresAccounts,
+def client(ledger_app: TaskLedger, queries: PostgresTaskView, limited_accounts: PostgresAccounts,
            clock: Clock) -> testing.TestClient:
     limiter = LoginLimiter(per_source=20, per_name=10, window=60.0, clock=clock)
     return testing.TestClient(create_app(ledger_app, queries, limited_accounts, limiter=limiter))

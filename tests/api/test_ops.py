@@ -16,7 +16,7 @@ from api.app import create_app
 from api.openapi import openapi_path
 from api.routes import ROUTES
 from ledger.application import TaskLedger
-from projections.queries import PostgresTaskQueries, TaskFilter, TaskPage
+from projections.queries import PostgresTaskView, TaskFilter, TaskPage
 from taskledger.accounts import PostgresAccounts
 from tests.api.conftest import Api, assert_problem
 
@@ -96,7 +96,7 @@ def test_projection_status_shows_position_head_and_lag_to_viewers(api: Api, name
 
 
 def test_a_read_waits_for_the_position_it_names_and_gives_up_with_503(
-        api: Api, namespace: str, ledger_app: TaskLedger, queries: PostgresTaskQueries,
+        api: Api, namespace: str, ledger_app: TaskLedger, queries: PostgresTaskView,
         accounts: PostgresAccounts) -> None:
     created = api.post("/tasks", {"namespace": namespace, "name": "rw"}, role="operator")
     seen = api.client.simulate_get(f"/ledger/v1/tasks/{created.json['id']}", headers={
@@ -111,7 +111,7 @@ def test_a_read_waits_for_the_position_it_names_and_gives_up_with_503(
 
 
 def test_a_position_beyond_the_log_head_is_refused_at_once_not_waited_for(
-        api: Api, namespace: str, ledger_app: TaskLedger, queries: PostgresTaskQueries,
+        api: Api, namespace: str, ledger_app: TaskLedger, queries: PostgresTaskView,
         accounts: PostgresAccounts) -> None:
     patient = testing.TestClient(create_app(ledger_app, queries, accounts, min_position_wait=30))
     future = str(ledger_app.head_position() + 1000)
@@ -147,7 +147,7 @@ def test_the_openapi_document_describes_every_route_and_method(client: testing.T
     assert refs <= set(doc["components"]["schemas"])
 
 
-def test_request_ids_are_echoed_or_generated(ledger_app: TaskLedger, queries: PostgresTaskQueries,
+def test_request_ids_are_echoed_or_generated(ledger_app: TaskLedger, queries: PostgresTaskView,
                                              accounts: PostgresAccounts) -> None:
     client = testing.TestClient(create_app(ledger_app, queries, accounts, request_ids=lambda: "generated-1"))
     assert client.simulate_get("/healthz", headers={"X-Request-Id": "abc-123"}).headers["X-Request-Id"] == "abc-123"

@@ -13,7 +13,7 @@ import pytest
 from api.app import create_app
 from api.auth import LoginLimiter
 from ledger.application import TaskLedger
-from projections.queries import PostgresTaskQueries
+from projections.queries import PostgresTaskView
 from taskledger.accounts import PostgresAccounts
 
 USERS = {"admin": ("fac-admin", "admin-secret-pw"), "operator": ("fac-operator", "operator-secret-pw"),
@@ -40,7 +40,7 @@ def facade_accounts(database_url: str) -> Iterator[PostgresAccounts]:
 
 
 @pytest.fixture(scope="session")
-def server(ledger_app: TaskLedger, queries: PostgresTaskQueries, facade_accounts: PostgresAccounts,
+def server(ledger_app: TaskLedger, queries: PostgresTaskView, facade_accounts: PostgresAccounts,
            projections_running: Any) -> Iterator[str]:
     """Base URL (http://127.0.0.1:PORT) of the full API, facades included, on a threaded WSGI server."""
     app = create_app(ledger_app, queries, facade_accounts, min_position_wait=5.0,

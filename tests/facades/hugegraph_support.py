@@ -16,7 +16,7 @@ import requests
 
 from ledger import commands as c
 from ledger.application import TaskLedger
-from projections.queries import PostgresTaskQueries
+from projections.queries import PostgresTaskView
 from tests.facades.conftest import USERS
 
 NATIVE = c.Caller("hg-native-tester", "hg-test", "native")
@@ -32,7 +32,7 @@ class Graph:
     name: str
     graphspace: str | None
     ledger: TaskLedger
-    view: PostgresTaskQueries
+    view: PostgresTaskView
 
     @property
     def namespace(self) -> str:
@@ -108,20 +108,20 @@ PATHS: dict[str, list[Step]] = {
 }
 
 
-def make_graph(server: str, ledger: TaskLedger, view: PostgresTaskQueries, name: str, layout: str) -> Graph:
+def make_graph(server: str, ledger: TaskLedger, view: PostgresTaskView, name: str, layout: str) -> Graph:
     graphspace = f"space_{uuid.uuid4().hex[:6]}" if layout == "graphspace" else None
     return Graph(server, name, graphspace, ledger, view)
 
 
 @pytest.fixture(params=LAYOUTS)
-def graph(request: pytest.FixtureRequest, server: str, ledger_app: TaskLedger, queries: PostgresTaskQueries,
+def graph(request: pytest.FixtureRequest, server: str, ledger_app: TaskLedger, queries: PostgresTaskView,
           namespace: str) -> Graph:
     """A graph no other test uses (named after the `namespace` fixture), once per URL layout."""
     return make_graph(server, ledger_app, queries, namespace, request.param)
 
 
 @pytest.fixture
-def space_graph(server: str, ledger_app: TaskLedger, queries: PostgresTaskQueries, namespace: str) -> Graph:
+def space_graph(server: str, ledger_app: TaskLedger, queries: PostgresTaskView, namespace: str) -> Graph:
     """A graph no other test uses, in its own graphspace (for tests that need one layout only)."""
     return make_graph(server, ledger_app, queries, namespace, "graphspace")
 

@@ -24,7 +24,7 @@ from ledger.commands import (
     StartTask,
     Written,
 )
-from projections.queries import PostgresTaskQueries
+from projections.queries import PostgresTaskView
 from taskledger.config import eventsourcing_env
 from tests.facades.conftest import USERS
 
@@ -78,7 +78,7 @@ def assert_kylin_error(response: requests.Response, status: int, *fragments: str
 class Tasks:
     """Creates tasks natively (the ledger itself) and drives them to any ledger state."""
 
-    def __init__(self, ledger: TaskLedger, view: PostgresTaskQueries) -> None:
+    def __init__(self, ledger: TaskLedger, view: PostgresTaskView) -> None:
         self.ledger = ledger
         self.view = view
 
@@ -138,12 +138,12 @@ def kylin(server: str) -> KylinHttp:
 
 
 @pytest.fixture
-def tasks(ledger_app: TaskLedger, queries: PostgresTaskQueries, projections_running: Any) -> Tasks:
+def tasks(ledger_app: TaskLedger, queries: PostgresTaskView, projections_running: Any) -> Tasks:
     return Tasks(ledger_app, queries)
 
 
 @pytest.fixture
-def ledger_at(database_url: str, queries: PostgresTaskQueries,
+def ledger_at(database_url: str, queries: PostgresTaskView,
               projections_running: Any) -> Iterator[Callable[[datetime], Tasks]]:
     """Tasks written by a ledger whose clock says a given instant (to test time windows)."""
     now: list[datetime] = []

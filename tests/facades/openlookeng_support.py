@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from ledger.application import TaskLedger, external_task_id
-from projections.queries import PostgresTaskQueries
+from projections.queries import PostgresTaskView
 from tests.facades.conftest import USERS
 
 DURATION = re.compile(r"^\d+\.\d{2}(ns|us|ms|s|m|h|d)$")
@@ -36,7 +36,7 @@ def new_task_id() -> str:
 class Presto:
     """Talks to the facade as the coordinator would, as any test user."""
 
-    def __init__(self, base: str, queries: PostgresTaskQueries) -> None:
+    def __init__(self, base: str, queries: PostgresTaskView) -> None:
         self.base, self.queries = base, queries
 
     def request(self, method: str, path: str, role: str | None = "admin", **kwargs: Any) -> requests.Response:
@@ -80,7 +80,7 @@ class Presto:
 
 
 @pytest.fixture
-def presto(server: str, queries: PostgresTaskQueries) -> Presto:
+def presto(server: str, queries: PostgresTaskView) -> Presto:
     return Presto(server, queries)
 
 

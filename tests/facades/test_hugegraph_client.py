@@ -7,7 +7,7 @@ from pyhugegraph.client import PyHugeClient
 from pyhugegraph.utils.exceptions import NotAuthorizedError, NotFoundError, ServerError
 
 from ledger.application import TaskLedger
-from projections.queries import PostgresTaskQueries
+from projections.queries import PostgresTaskView
 from tests.facades.conftest import USERS
 from tests.facades.hugegraph_support import Graph, make_graph, space_graph  # noqa: F401 -- fixture
 
@@ -19,7 +19,7 @@ def client_for(graph: Graph, user: str = ADMIN, password: str = PASSWORD) -> PyH
 
 
 @pytest.fixture
-def default_graph(server: str, ledger_app: TaskLedger, queries: PostgresTaskQueries, namespace: str) -> Graph:
+def default_graph(server: str, ledger_app: TaskLedger, queries: PostgresTaskView, namespace: str) -> Graph:
     """A graph of graphspace DEFAULT, which a client without a graphspace reaches after its /versions probe."""
     return make_graph(server, ledger_app, queries, namespace, "legacy")
 

@@ -26,7 +26,7 @@ from api.facades import FACADES, FacadeDeps
 from ledger import commands as c
 from ledger.application import TaskLedger
 from ledger.commands import Caller
-from projections.queries import PostgresTaskQueries
+from projections.queries import PostgresTaskView
 from taskledger.accounts import PostgresAccounts
 from tests.facades.conftest import USERS
 
@@ -54,7 +54,7 @@ AUTHS = st.sampled_from([_basic(*USERS["admin"]), _basic(*USERS["operator"]), _b
 
 
 @pytest.fixture(scope="module")
-def junk_client(ledger_app: TaskLedger, queries: PostgresTaskQueries, facade_accounts: PostgresAccounts,
+def junk_client(ledger_app: TaskLedger, queries: PostgresTaskView, facade_accounts: PostgresAccounts,
                 projections_running: Any) -> testing.TestClient:
     app = create_app(ledger_app, queries, facade_accounts, min_position_wait=0.5,
                      limiter=LoginLimiter(per_source=10**6, per_name=10**6))

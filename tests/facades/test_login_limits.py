@@ -11,7 +11,7 @@ from falcon import testing
 from api.app import create_app
 from api.auth import LoginLimiter
 from ledger.application import TaskLedger
-from projections.queries import PostgresTaskQueries
+from projections.queries import PostgresTaskView
 from taskledger.accounts import PostgresAccounts
 
 ROUTES = {
@@ -28,7 +28,7 @@ def wrong(n: int) -> dict[str, str]:
 
 @pytest.mark.parametrize("facade", sorted(ROUTES))
 def test_a_flood_of_wrong_passwords_gets_429_in_the_facades_format(
-        ledger_app: TaskLedger, queries: PostgresTaskQueries, facade_accounts: PostgresAccounts, facade: str) -> None:
+        ledger_app: TaskLedger, queries: PostgresTaskView, facade_accounts: PostgresAccounts, facade: str) -> None:
     client = testing.TestClient(create_app(ledger_app, queries, facade_accounts,
                                            limiter=LoginLimiter(per_source=5, per_name=1000)))
     path, _, query = ROUTES[facade].partition("?")

@@ -6,13 +6,13 @@ from uuid import uuid4
 
 from ledger import commands as c
 from ledger.application import TaskLedger
-from projections.queries import PostgresTaskQueries
+from projections.queries import PostgresTaskView
 
 WHO = c.Caller("tester", "req", "hugegraph")
 
 
 def test_a_task_is_found_by_the_number_its_ecosystem_knows_it_by(
-        ledger_app: TaskLedger, queries: PostgresTaskQueries, projections_running: object, namespace: str) -> None:
+        ledger_app: TaskLedger, queries: PostgresTaskView, projections_running: object, namespace: str) -> None:
     graph = f"hugegraph:DEFAULT/{namespace}"
     first = ledger_app.create_task(c.CreateTask(graph, "g.V().count()", type="gremlin"), WHO)
     second = ledger_app.create_task(c.CreateTask(graph, "g.E().count()", type="gremlin"), WHO)
@@ -27,7 +27,7 @@ def test_a_task_is_found_by_the_number_its_ecosystem_knows_it_by(
 
 
 def test_output_pages_come_in_sequence_from_a_token_within_a_byte_budget(
-        ledger_app: TaskLedger, queries: PostgresTaskQueries, projections_running: object, namespace: str) -> None:
+        ledger_app: TaskLedger, queries: PostgresTaskView, projections_running: object, namespace: str) -> None:
     task = ledger_app.create_task(c.CreateTask(namespace, "query"), WHO).task_id
     epoch = ledger_app.start_task(c.StartTask(task, "node-1"), WHO).lease_epoch or 0
     for i, data in enumerate(["aaaa", "bbbb", "cccc"]):
@@ -41,7 +41,7 @@ def test_output_pages_come_in_sequence_from_a_token_within_a_byte_budget(
     assert queries.output_pages(task, "1", 0, max_bytes=100) == []
 
 
-def test_a_forged_cursor_with_a_non_time_value_is_refused_before_the_database(queries: PostgresTaskQueries) -> None:
+def test_a_forged_cursor_with_a_non_time_value_is_refused_before_the_database(queries: PostgresTaskView) -> None:
     import base64
     import json
 
@@ -55,7 +55,7 @@ def test_a_forged_cursor_with_a_non_time_value_is_refused_before_the_database(qu
 
 
 def test_a_zero_limit_answers_an_empty_page_with_the_total(
-        ledger_app: TaskLedger, queries: PostgresTaskQueries, projections_running: object, namespace: str) -> None:
+        ledger_app: TaskLedger, queries: PostgresTaskView, projections_running: object, namespace: str) -> None:
     from projections.queries import TaskFilter
 
     written = ledger_app.create_task(c.CreateTask(namespace, "one"), WHO)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from ledger import commands as c
 from ledger.application import TaskLedger
-from projections.queries import PostgresTaskQueries
+from projections.queries import PostgresTaskView
 
 WHO = c.Caller("json-test", "req")
 # What the HTTP edge lets through: no NUL, no lone surrogate (they cannot be stored as UTF-8 text).
@@ -38,7 +38,7 @@ def lived(app: TaskLedger, namespace: str, payload: Any, labels: dict[str, str],
     return app.complete_task(c.CompleteTask(task, epoch, payload), WHO)
 
 
-def assert_view_equals_replay(app: TaskLedger, queries: PostgresTaskQueries, written: c.Written) -> None:
+def assert_view_equals_replay(app: TaskLedger, queries: PostgresTaskView, written: c.Written) -> None:
     assert queries.wait_for(written.position, 15), "the projections did not reach the write"
     doc = queries.get(written.task_id)
     assert doc is not None
@@ -46,7 +46,7 @@ def assert_view_equals_replay(app: TaskLedger, queries: PostgresTaskQueries, wri
 
 
 def test_a_float_with_a_big_exponent_reads_back_as_that_float_not_as_an_integer(
-        ledger_app: TaskLedger, queries: PostgresTaskQueries, projections_running: Any, namespace: str) -> None:
+        ledger_app: TaskLedger, queries: PostgresTaskView, projections_running: Any, namespace: str) -> None:
     odd = {"x": -2.947458573671565e+127, "zero": -0.0, "e16": 1e16, "int": 12345678901234567890, "tiny": 1.5e-07,
            "one": 1.0, "list": [1, 1.0, -0.0, 5e-324, 1.7976931348623157e308]}
     written = lived(ledger_app, namespace, odd, {"k": "v"}, "out")
@@ -60,13 +60,13 @@ def test_a_float_with_a_big_exponent_reads_back_as_that_float_not_as_an_integer(
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(payload=JSON, labels=st.dictionaries(TEXT.filter(bool), TEXT, max_size=3), output=TEXT)
 def test_any_json_a_caller_writes_reads_back_from_the_view_exactly_as_the_replay_has_it(
-        ledger_app: TaskLedger, queries: PostgresTaskQueries, projections_running: Any, namespace: str,
+        ledger_app: TaskLedger, queries: PostgresTaskView, projections_running: Any, namespace: str,
         payload: Any, labels: dict[str, str], output: str) -> None:
     assert_view_equals_replay(ledger_app, queries, lived(ledger_app, namespace, payload, labels, output))
 
 
 @pytest.mark.parametrize("value", [-0.0, 1e16, 2.5e300, 10**30, 0.1, 1.0])
-def test_each_number_kind_survives_the_view(ledger_app: TaskLedger, queries: PostgresTaskQueries,
+def test_each_number_kind_survives_the_view(ledger_app: TaskLedger, queries: PostgresTaskView,
                                             projections_running: Any, namespace: str, value: Any) -> None:
     written = lived(ledger_app, namespace, {"n": value}, {}, "")
     assert_view_equals_replay(ledger_app, queries, written)

@@ -9,7 +9,7 @@ from uuid import UUID
 import pytest
 
 from ledger.application import TaskLedger
-from projections.queries import PostgresTaskQueries
+from projections.queries import PostgresTaskView
 from taskledger.calendar import CronCalendar
 from taskledger.scheduler import Scheduler
 from tests.api.conftest import Api, assert_problem
@@ -67,7 +67,7 @@ def test_a_recurring_task_shows_its_schedule_with_defaults_and_is_not_claimable_
 
 
 def test_a_worker_claims_a_triggered_run_heartbeats_completes_it_and_the_history_shows_it(
-        api: Api, ledger_app: TaskLedger, queries: PostgresTaskQueries, namespace: str, ended: list[UUID]) -> None:
+        api: Api, ledger_app: TaskLedger, queries: PostgresTaskView, namespace: str, ended: list[UUID]) -> None:
     task = api.create(namespace, schedule={"cron": EVERY_2S})
     ended.append(UUID(task["id"]))
     created = datetime.fromisoformat(task["created_at"])

@@ -12,7 +12,7 @@ import pytest
 
 from ledger import commands as c
 from ledger.application import TaskLedger
-from projections.queries import PostgresTaskQueries
+from projections.queries import PostgresTaskView
 from taskledger.calendar import CronCalendar
 from taskledger.scheduler import Scheduler
 from tests.scheduling.support import (
@@ -30,12 +30,12 @@ from tests.scheduling.support import (
 Ledgers = Callable[[], TaskLedger]
 
 
-def _scheduler(ledgers: Ledgers, queries: PostgresTaskQueries, clock: FakeClock, name: str = "scheduler",
+def _scheduler(ledgers: Ledgers, queries: PostgresTaskView, clock: FakeClock, name: str = "scheduler",
                grace: float = 5.0) -> Scheduler:
     return Scheduler(ledgers(), queries, CronCalendar(clock), clock=clock, grace=timedelta(seconds=grace), name=name)
 
 
-def _settle(app: TaskLedger, queries: PostgresTaskQueries) -> None:
+def _settle(app: TaskLedger, queries: PostgresTaskView) -> None:
     assert queries.wait_for(app.head_position(), 10)
 
 
@@ -46,7 +46,7 @@ def _work_the_run(app: TaskLedger, task: UUID, clock: FakeClock, seconds: float 
 
 
 def test_three_schedulers_racing_record_every_occurrence_exactly_once(
-        ledgers: Ledgers, queries: PostgresTaskQueries, projections_running: object, clock: FakeClock,
+        ledgers: Ledgers, queries: PostgresTaskView, projections_running: object, clock: FakeClock,
         namespace: str, ended: list[UUID]) -> None:
     app = ledgers()
     task = create_recurring(app, namespace)
@@ -83,7 +83,7 @@ def test_three_schedulers_racing_record_every_occurrence_exactly_once(
 
 @pytest.mark.parametrize(("catch_up", "last"), [("missed", ("missed", None)), ("run_once", ("run", "catch-up"))])
 def test_a_gap_without_any_scheduler_is_recorded_per_the_catch_up_policy(
-        ledgers: Ledgers, queries: PostgresTaskQueries, projections_running: object, clock: FakeClock,
+        ledgers: Ledgers, queries: PostgresTaskView, projections_running: object, clock: FakeClock,
         namespace: str, ended: list[UUID], catch_up: str, last: tuple[str, str | None]) -> None:
     app = ledgers()
     task = create_recurring(app, namespace, cron="*/10 * * * * ?", catch_up=catch_up)
@@ -112,7 +112,7 @@ def test_a_gap_without_any_scheduler_is_recorded_per_the_catch_up_policy(
 
 
 def test_a_stopped_schedule_records_nothing_and_restarts_from_its_resume(
-        ledgers: Ledgers, queries: PostgresTaskQueries, projections_running: object, clock: FakeClock,
+        ledgers: Ledgers, queries: PostgresTaskView, projections_running: object, clock: FakeClock,
         namespace: str, ended: list[UUID]) -> None:
     app = ledgers()
     task = create_recurring(app, namespace)
@@ -136,7 +136,7 @@ def test_a_stopped_schedule_records_nothing_and_restarts_from_its_resume(
 
 @pytest.mark.parametrize(("overlap", "second"), [("skip", ("skipped", "overlap")), ("queue", ("run", "overlap"))])
 def test_an_occurrence_during_a_run_is_skipped_or_queued_per_the_overlap_policy(
-        ledgers: Ledgers, queries: PostgresTaskQueries, projections_running: object, clock: FakeClock,
+        ledgers: Ledgers, queries: PostgresTaskView, projections_running: object, clock: FakeClock,
         namespace: str, ended: list[UUID], overlap: str, second: tuple[str, str]) -> None:
     app = ledgers()
     task = create_recurring(app, namespace, overlap=overlap)
@@ -160,7 +160,7 @@ def test_an_occurrence_during_a_run_is_skipped_or_queued_per_the_overlap_policy(
 
 
 def test_the_history_sorts_and_pages_by_time_run_status_and_duration(
-        ledgers: Ledgers, queries: PostgresTaskQueries, projections_running: object, clock: FakeClock,
+        ledgers: Ledgers, queries: PostgresTaskView, projections_running: object, clock: FakeClock,
         namespace: str, ended: list[UUID]) -> None:
     app = ledgers()
     task = create_recurring(app, namespace, max_retries=0)
@@ -192,7 +192,7 @@ def test_the_history_sorts_and_pages_by_time_run_status_and_duration(
 
 
 def test_the_view_proposes_a_recurring_task_to_claimers_only_while_a_triggered_run_waits(
-        ledgers: Ledgers, queries: PostgresTaskQueries, projections_running: object, clock: FakeClock,
+        ledgers: Ledgers, queries: PostgresTaskView, projections_running: object, clock: FakeClock,
         namespace: str, ended: list[UUID]) -> None:
     app = ledgers()
     task = create_recurring(app, namespace)

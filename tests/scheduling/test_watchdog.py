@@ -11,7 +11,7 @@ from ledger import commands as c
 from ledger import state as st
 from ledger.application import TaskLedger
 from ledger.domain import Task
-from projections.queries import PostgresTaskQueries
+from projections.queries import PostgresTaskView
 from taskledger.watchdog import Watchdog
 from tests.api.conftest import Api, assert_problem
 from tests.scheduling.support import OPERATOR, WORKER, FakeClock
@@ -23,14 +23,14 @@ def _later(seconds: float) -> FakeClock:
     return FakeClock(datetime.now(timezone.utc) + timedelta(seconds=seconds))
 
 
-def _sweep(ledger_app: TaskLedger, queries: PostgresTaskQueries, api: Api, clock: FakeClock) -> None:
+def _sweep(ledger_app: TaskLedger, queries: PostgresTaskView, api: Api, clock: FakeClock) -> None:
     assert queries.wait_for(api.position, 10)
     Watchdog(ledger_app, queries, clock=clock).run_once()
     api.position = ledger_app.head_position()  # read the watchdog's writes back
 
 
 def test_a_worker_that_stops_heartbeating_loses_its_task_to_another_and_its_late_writes_get_409(
-        api: Api, ledger_app: TaskLedger, queries: PostgresTaskQueries, namespace: str) -> None:
+        api: Api, ledger_app: TaskLedger, queries: PostgresTaskView, namespace: str) -> None:
     task_id, epoch = api.running(namespace, max_retries=2, heartbeat_timeout=5)
     assert api.post(f"/tasks/{task_id}/heartbeat", {"lease_epoch": epoch}, role="worker").json["directive"] == "continue"
 
@@ -52,7 +52,7 @@ def test_a_worker_that_stops_heartbeating_loses_its_task_to_another_and_its_late
 
 
 def test_an_expired_task_whose_retries_are_used_up_fails(
-        api: Api, ledger_app: TaskLedger, queries: PostgresTaskQueries, namespace: str) -> None:
+        api: Api, ledger_app: TaskLedger, queries: PostgresTaskView, namespace: str) -> None:
     task_id, epoch = api.running(namespace, max_retries=0, heartbeat_timeout=5)
 
     _sweep(ledger_app, queries, api, _later(30))
@@ -64,7 +64,7 @@ def test_an_expired_task_whose_retries_are_used_up_fails(
 
 
 def test_a_cancelling_task_whose_worker_vanished_ends_cancelled(
-        api: Api, ledger_app: TaskLedger, queries: PostgresTaskQueries, namespace: str) -> None:
+        api: Api, ledger_app: TaskLedger, queries: PostgresTaskView, namespace: str) -> None:
     task_id, epoch = api.running(namespace, max_retries=3, heartbeat_timeout=5)
     api.post(f"/tasks/{task_id}/cancel", {"reason": "not needed"}, role="operator")
 
@@ -76,7 +76,7 @@ def test_a_cancelling_task_whose_worker_vanished_ends_cancelled(
 
 
 def test_a_lease_within_its_timeout_is_not_touched(
-        api: Api, ledger_app: TaskLedger, queries: PostgresTaskQueries, namespace: str) -> None:
+        api: Api, ledger_app: TaskLedger, queries: PostgresTaskView, namespace: str) -> None:
     task_id, epoch = api.running(namespace, heartbeat_timeout=600)
 
     _sweep(ledger_app, queries, api, _later(30))
@@ -86,7 +86,7 @@ def test_a_lease_within_its_timeout_is_not_touched(
 
 
 def test_the_view_proposes_a_lease_only_once_its_deadline_passed_and_a_heartbeat_moves_it(
-        ledgers: Ledgers, queries: PostgresTaskQueries, projections_running: object, clock: FakeClock,
+        ledgers: Ledgers, queries: PostgresTaskView, projections_running: object, clock: FakeClock,
         namespace: str) -> None:
     app = ledgers()
     task = app.create_task(c.CreateTask(namespace, "cube", heartbeat_timeout=10), OPERATOR).task_id

@@ -22,7 +22,7 @@ from falcon import testing
 from api.app import create_app
 from ledger import commands as c
 from ledger.application import TaskLedger
-from projections.queries import PostgresTaskQueries
+from projections.queries import PostgresTaskView
 from projections.runner import SupervisedProjection, lock_key, release_lead, request_lead, start_projections
 from taskledger.accounts import PostgresAccounts
 from taskledger.config import eventsourcing_env
@@ -96,7 +96,7 @@ class ApiLoad:
 
     def __init__(self, r: Running, known: list[UUID]) -> None:
         self.r = r
-        self.view = PostgresTaskQueries(r.url)
+        self.view = PostgresTaskView(r.url)
         self.view.open()
         self.accounts = PostgresAccounts(r.url)
         self.accounts.open()

@@ -17,7 +17,8 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from taskledger.tools.rebuild.tables import LIVE_SCHEMA, tracking_table
+from projections.tables import tracking_table
+from taskledger.tools.rebuild.tables import LIVE_SCHEMA
 from taskledger.tools.scratch import RowDifference, diff_table, field_differences, primary_key
 
 SAMPLES = 20

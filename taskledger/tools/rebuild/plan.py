@@ -9,8 +9,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from projections.queries import APPLICATION
 from projections.runner import lead_held
+from projections.tables import APPLICATION, EVENTS_TABLE, tracking_table
 from taskledger.tools.rebuild.feed import committed_head
 from taskledger.tools.rebuild.switch import retired_pattern
 from taskledger.tools.rebuild.tables import (
@@ -20,9 +20,8 @@ from taskledger.tools.rebuild.tables import (
     projection_tables,
     rebuild_schema,
     schema_note,
-    tracking_table,
 )
-from taskledger.tools.store import EVENTS_TABLE, check_event_store, connect
+from taskledger.tools.store import check_event_store, connect
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ import psycopg
 from eventsourcing.persistence import Tracking
 from psycopg import sql
 
-from projections.queries import APPLICATION
+from projections.tables import APPLICATION, tracking_table
 from projections.registry import PROJECTIONS
 from taskledger.tools.scratch import ScratchDatastore
 from taskledger.tools.store import ToolError, connect, where
@@ -36,10 +36,6 @@ CREATE_TABLE = re.compile(r'CREATE TABLE IF NOT EXISTS\s+(?:"?\w+"?\.)?"?(\w+)"?
 
 def rebuild_schema(name: str) -> str:
     return f"{REBUILD_PREFIX}{name}"
-
-
-def tracking_table(name: str) -> str:
-    return f"{name}_tracking"
 
 
 class ProjectionTables:
