@@ -80,25 +80,32 @@ def body_required(cls: type[Schema]) -> str | None:
     return f"a JSON object with {' and '.join(names)}" if names else "a JSON object"
 
 
-def read_json(req: falcon.Request) -> Any:
+def read_json(req: falcon.Request, *, max_bytes: int = MAX_BODY, media_default: str = "") -> Any:
     """The body as a JSON object; an empty body means `{}`."""
-    data = _read_json(req)
+    data = _read_json(req, max_bytes=max_bytes, media_default=media_default)
     return {} if data is ABSENT else data
 
 
-def _read_json(req: falcon.Request, blank_is_absent: bool = True) -> Any:
-    if req.content_length is not None and req.content_length > MAX_BODY:
-        raise _too_large()
-    raw = req.bounded_stream.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
-        raise _too_large()
+def read_json_or_none(req: falcon.Request, *, max_bytes: int = MAX_BODY, media_default: str = "") -> Any:
+    """The body as a JSON object, or None when there is none (no body, only white space, or JSON `null`)."""
+    data = _read_json(req, max_bytes=max_bytes, media_default=media_default, null_is_absent=True)
+    return None if data is ABSENT else data
+
+
+def _read_json(req: falcon.Request, blank_is_absent: bool = True, *, max_bytes: int = MAX_BODY,
+               media_default: str = "", null_is_absent: bool = False) -> Any:
+    if req.content_length is not None and req.content_length > max_bytes:
+        raise _too_large(max_bytes)
+    raw = req.bounded_stream.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise _too_large(max_bytes)
     if not raw:
         return ABSENT
     if not raw.strip():
         if blank_is_absent:  # the facades' clients: kept as it was
             return ABSENT
         raise malformed("body", "must be a JSON object (or no body at all), not only white space")
-    media_type = (req.content_type or "").partition(";")[0].strip().lower()
+    media_type = (req.content_type or media_default).partition(";")[0].strip().lower()
     if media_type not in JSON_TYPES and not media_type.endswith("+json"):
         raise malformed("Content-Type", "must be application/json", 415, "unsupported-media-type")
     try:
@@ -106,6 +113,8 @@ def _read_json(req: falcon.Request, blank_is_absent: bool = True) -> Any:
         data = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant, parse_float=_finite_float)
     except (ValueError, RecursionError):
         raise malformed("body", "must be valid JSON (UTF-8)") from None
+    if data is None and null_is_absent:
+        return ABSENT
     if not isinstance(data, dict):
         raise malformed("body", "must be a JSON object")
     _refuse_deep_nesting(data)
@@ -114,8 +123,8 @@ def _read_json(req: falcon.Request, blank_is_absent: bool = True) -> Any:
     return data
 
 
-def _too_large() -> Problem:
-    return malformed("body", f"must be at most {MAX_BODY} bytes", 413, "payload-too-large")
+def _too_large(max_bytes: int) -> Problem:
+    return malformed("body", f"must be at most {max_bytes} bytes", 413, "payload-too-large")
 
 
 def _refuse_constant(name: str) -> Any:

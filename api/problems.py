@@ -132,9 +132,14 @@ def handle_unexpected(req: falcon.Request, resp: falcon.Response, ex: Exception,
                   "Quote the X-Request-Id when you report it.")
 
 
+# One handler per exception family (falcon's own HTTPError handling uses `serialize`).
+HANDLERS: dict[type[Exception], Any] = {
+    Exception: handle_unexpected, le.LedgerError: handle_ledger_error, ValidationError: handle_validation_error,
+    InvalidCursorError: handle_cursor_error,
+}
+
+
 def register(app: falcon.App) -> None:
     app.set_error_serializer(serialize)
-    app.add_error_handler(Exception, handle_unexpected)
-    app.add_error_handler(le.LedgerError, handle_ledger_error)
-    app.add_error_handler(ValidationError, handle_validation_error)
-    app.add_error_handler(InvalidCursorError, handle_cursor_error)
+    for family, handler in HANDLERS.items():
+        app.add_error_handler(family, handler)

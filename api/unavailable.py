@@ -38,6 +38,9 @@ def handle_unavailable(req: falcon.Request, resp: falcon.Response, ex: Exception
     raise unavailable(ex)
 
 
+HANDLERS: dict[type[Exception], Any] = {kind: handle_unavailable for kind in UNAVAILABLE}
+
+
 def register(app: falcon.App) -> None:
-    for kind in UNAVAILABLE:
-        app.add_error_handler(kind, handle_unavailable)
+    for family, handler in HANDLERS.items():
+        app.add_error_handler(family, handler)

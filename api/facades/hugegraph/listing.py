@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from api.facades.common import scan
 from api.facades.hugegraph.params import ListQuery
 from api.facades.hugegraph.wire import states_for, task_map, task_not_found, task_number
 from projections.queries import TaskFilter, TaskView
-
-CHUNK = 500
-SORT = "created_at"
 
 
 def find(view: TaskView, namespace: str, number: int) -> dict[str, Any]:
@@ -29,8 +27,8 @@ def list_tasks(view: TaskView, namespace: str, query: ListQuery) -> dict[str, An
         docs: list[dict[str, Any]] = []
         cursor: str | None = None
     else:
-        docs, cursor = _collect(view, TaskFilter(states=states, namespace=namespace), query.page or None,
-                                query.limit)
+        docs, cursor = scan(view, TaskFilter(states=states, namespace=namespace), cursor=query.page or None,
+                            limit=query.limit)
     body: dict[str, Any] = {"tasks": [task_map(doc, details=False) for doc in docs
                                       if task_number(doc) is not None]}
     if query.page is not None:
@@ -42,16 +40,3 @@ def _by_ids(view: TaskView, namespace: str, ids: tuple[int, ...]) -> list[dict[s
     found = (view.find_external(namespace, str(number)) for number in ids)
     return [task_map(doc, details=False) for doc in found if doc is not None and not doc.get("dropped")]
 
-
-def _collect(view: TaskView, flt: TaskFilter, cursor: str | None,
-             limit: int | None) -> tuple[list[dict[str, Any]], str | None]:
-    """Up to `limit` tasks (None: all) after the cursor, in chunks, and the cursor after the last one."""
-    docs: list[dict[str, Any]] = []
-    while limit is None or len(docs) < limit:
-        want = CHUNK if limit is None else min(CHUNK, limit - len(docs))
-        page = view.list(flt, sort=SORT, cursor=cursor, limit=want)
-        docs += page.items
-        cursor = page.next_cursor
-        if cursor is None:
-            break
-    return docs, cursor

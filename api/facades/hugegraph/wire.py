@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from api.facades.common import FacadeReply
+import falcon
+
+from api.facades.common import FacadeReply, Refusal, Wire
+from ledger import errors as le
 from ledger import state as st
+from projections.queries import InvalidCursorError
 
 FACADE = "hugegraph"
 DEFAULT_GRAPHSPACE = "DEFAULT"
@@ -104,15 +109,55 @@ def as_text(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
 
 
-def error(status: int, exception: str, message: str, headers: dict[str, str] | None = None) -> FacadeReply:
-    """An answer in HugeGraph's `ExceptionFilter` format."""
-    body = {"exception": f"class {exception}", "message": message, "cause": ""}
-    return FacadeReply(status, body, headers or {}, CONTENT_TYPE)
+def error(status: int, exception: str, message: str, headers: dict[str, str] | None = None) -> Refusal:
+    """A refusal answered in HugeGraph's `ExceptionFilter` format, naming the Java exception class."""
+    return Refusal(status, message, headers, exception=exception)
 
 
-def task_not_found(number: int) -> FacadeReply:
+def task_not_found(number: int) -> Refusal:
     return error(404, NOT_FOUND, f"Can't find task with id '{number}'")
 
 
-def bad_argument(message: str) -> FacadeReply:
+def bad_argument(message: str) -> Refusal:
     return error(400, ILLEGAL_ARGUMENT, message)
+
+
+class HugeGraphWire(Wire):
+    """HugeGraph's `{"exception": "class …", "message", "cause"}` errors, JAX-RS statuses and texts."""
+
+    name = FACADE
+    paths = re.compile(r"/(graphspaces|graphs)(/|$)|/versions$")
+
+    def render(self, req: falcon.Request, refusal: Refusal) -> FacadeReply:
+        exception = refusal.detail.get("exception") or EXCEPTION_BY_STATUS.get(refusal.status, HUGE_EXCEPTION)
+        body = {"exception": f"class {exception}", "message": refusal.message or "", "cause": ""}
+        return FacadeReply(refusal.status, body, refusal.headers, CONTENT_TYPE)
+
+    def unauthenticated(self, req: falcon.Request) -> str:
+        return ("Authentication credentials are required" if req.get_header("Authorization") is None
+                else "Authentication failed")
+
+    def forbidden(self, role: str, roles: frozenset[str], action: str) -> str:
+        return f"Permission denied: role '{role}' may not {action} (allowed roles: {', '.join(sorted(roles))})"
+
+    def not_allowed(self, req: falcon.Request, allowed: tuple[str, ...]) -> str:
+        return "HTTP 405 Method Not Allowed"
+
+    def unknown_path(self, req: falcon.Request) -> Refusal:
+        return error(404, JAXRS_NOT_FOUND, f"No resource found for '{req.path}'")
+
+    def ledger_refusal(self, req: falcon.Request, failure: le.LedgerError) -> Refusal:
+        if isinstance(failure, le.ConcurrentWriteError):
+            return error(409, CONFLICT, str(failure))
+        return bad_argument(str(failure))
+
+    def http_refusal(self, req: falcon.Request, failure: falcon.HTTPError) -> Refusal:
+        refusal = super().http_refusal(req, failure)
+        refusal.message = refusal.message or "Bad request"
+        return refusal
+
+    def cursor_refusal(self, req: falcon.Request, failure: InvalidCursorError) -> Refusal:
+        return error(400, HUGE_EXCEPTION, f"Invalid page: {failure}")
+
+
+WIRE = HugeGraphWire()

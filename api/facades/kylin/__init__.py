@@ -14,11 +14,13 @@ from api.facades.kylin.resources import (
     JobItem,
     JobList,
     StepOutput,
-    Unknown,
 )
+from api.facades.kylin.wire import WIRE
 
 BASE = "/kylin/api"
 JOBS = BASE + "/jobs"
+
+__all__ = ["WIRE", "routes"]
 
 
 def routes(deps: FacadeDeps) -> list[tuple[str, object]]:
@@ -32,5 +34,4 @@ def routes(deps: FacadeDeps) -> list[tuple[str, object]]:
         (JOBS + "/{job_id}/drop", JobDrop(deps)),
         (BASE + "/cubes/{cube}/rebuild", build),
         (BASE + "/cubes/{cube}/build", build),
-        (BASE + "/{rest:path}", Unknown(deps)),
     ]

@@ -7,8 +7,8 @@ from datetime import datetime, timezone
 from typing import Any
 from uuid import uuid4
 
+from api.facades.common import Refusal
 from api.facades.kylin.jobs import PREFIX
-from api.facades.kylin.wire import KylinError
 from ledger.commands import CreateTask
 
 BUILD_TYPES = ("BUILD", "MERGE", "REFRESH")
@@ -34,7 +34,7 @@ def build_command(cube: str, body: dict[str, Any], query_project: str | None, no
     _check_name("cube name", cube)
     unknown = sorted(set(body) - set(FIELDS))
     if unknown:
-        raise KylinError(400, f"Unknown field '{unknown[0]}'; a build request takes {', '.join(FIELDS)}")
+        raise Refusal(400, f"Unknown field '{unknown[0]}'; a build request takes {', '.join(FIELDS)}")
     kind = _build_type(body.get("buildType"))
     start, end = _millis(body, "startTime"), _millis(body, "endTime")
     _check_range(kind, start, end)
@@ -62,7 +62,7 @@ def _stamp(ms: int) -> str:
 
 def _build_type(value: Any) -> str:
     if value not in BUILD_TYPES:
-        raise KylinError(400, f"Field 'buildType' must be one of {', '.join(BUILD_TYPES)}, not {value!r:.50}")
+        raise Refusal(400, f"Field 'buildType' must be one of {', '.join(BUILD_TYPES)}, not {value!r:.50}")
     return str(value)
 
 
@@ -70,7 +70,7 @@ def _millis(body: dict[str, Any], field: str) -> int:
     """A JobBuildRequest time: milliseconds since the epoch; absent means 0, as the Java default."""
     value = body.get(field, 0)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_MILLIS:
-        raise KylinError(400, f"Field '{field}' must be an integer of milliseconds between 0 and {MAX_MILLIS}")
+        raise Refusal(400, f"Field '{field}' must be an integer of milliseconds between 0 and {MAX_MILLIS}")
     return value
 
 
@@ -78,30 +78,30 @@ def _check_range(kind: str, start: int, end: int) -> None:
     if start == end == 0 and kind != "MERGE":
         return
     if start >= end:
-        raise KylinError(400, f"Field 'endTime' ({end}) must be later than 'startTime' ({start})"
+        raise Refusal(400, f"Field 'endTime' ({end}) must be later than 'startTime' ({start})"
                          + ("; a MERGE needs a range" if kind == "MERGE" else ""))
 
 
 def _check_options(body: dict[str, Any]) -> None:
     for flag in ("force", "forceMergeEmptySegment"):
         if flag in body and not isinstance(body[flag], bool):
-            raise KylinError(400, f"Field '{flag}' must be true or false")
+            raise Refusal(400, f"Field '{flag}' must be true or false")
     offset = body.get("priorityOffset", 0)
     if isinstance(offset, bool) or not isinstance(offset, int) or abs(offset) > 2**31 - 1:
-        raise KylinError(400, "Field 'priorityOffset' must be an integer")
+        raise Refusal(400, "Field 'priorityOffset' must be an integer")
 
 
 def _project(body: dict[str, Any], query_project: str | None) -> str:
     given = body.get("project")
     if given is not None and query_project is not None and given != query_project:
-        raise KylinError(400, f"Project '{query_project}' in the query and '{given}' in the body differ")
+        raise Refusal(400, f"Project '{query_project}' in the query and '{given}' in the body differ")
     project = given if given is not None else query_project or DEFAULT_PROJECT
     if not isinstance(project, str):
-        raise KylinError(400, "Field 'project' must be a string")
+        raise Refusal(400, "Field 'project' must be a string")
     _check_name("project name", project)
     return project
 
 
 def _check_name(what: str, value: str) -> None:
     if not _NAME.fullmatch(value):
-        raise KylinError(400, f"Invalid {what} '{value[:100]}': it must be 1 to 100 letters, digits or underscores")
+        raise Refusal(400, f"Invalid {what} '{value[:100]}': it must be 1 to 100 letters, digits or underscores")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import calendar
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from api.facades.common import scan
 from api.facades.kylin import params as p
 from api.facades.kylin.jobs import PREFIX, STATUS_CODES, cube_of, millis
 from projections.queries import TaskFilter, TaskView
@@ -16,7 +16,6 @@ TIME_FILTERS = (0, 1, 2, 3, 4)  # last day, week, month, year; all
 SORTS = ("last_modify", "job_name", "cube_name")
 SEARCH_MODES = ("CUBING_ONLY", "ALL", "CHECKPOINT_ONLY")
 MAX_PAGE = 10_000
-SCAN_BATCH = 500
 VIEW_SORT = {"last_modify": "updated_at", "job_name": "name"}
 
 
@@ -88,19 +87,9 @@ def search(view: TaskView, job: JobSearch) -> tuple[list[dict[str, Any]], int]:
                          offset=job.offset)
         return page.items[:job.limit], page.total
     # Substring filters and the cube sort are not in the view's filter: scan and page here (O(matches)).
-    found = [doc for doc in _scan(view, flt) if _matches(doc, job)]
+    found = [doc for doc in scan(view, flt, sort="updated_at", descending=True)[0] if _matches(doc, job)]
     found.sort(key=lambda doc: (_sort_key(doc, job.sort), doc["id"]), reverse=job.descending)
     return found[job.offset:job.offset + job.limit], len(found)
-
-
-def _scan(view: TaskView, flt: TaskFilter) -> Iterator[dict[str, Any]]:
-    cursor: str | None = None
-    while True:
-        page = view.list(flt, sort="updated_at", descending=True, cursor=cursor, limit=SCAN_BATCH)
-        yield from page.items
-        if page.next_cursor is None:
-            return
-        cursor = page.next_cursor
 
 
 def _matches(doc: dict[str, Any], job: JobSearch) -> bool:

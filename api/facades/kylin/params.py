@@ -8,7 +8,7 @@ from typing import Any
 import falcon
 from falcon.uri import parse_query_string
 
-from api.facades.kylin.wire import KylinError
+from api.facades.common import Refusal
 from api.parsing import storable
 
 JAVA_INT_MAX = 2**31 - 1
@@ -26,7 +26,7 @@ def query_of(req: falcon.Request) -> Query:
     for name, value in parsed.items():
         values = value if isinstance(value, list) else [value]
         if not all(storable(text) for text in (name, *values)):
-            raise KylinError(400, f"Parameter '{name}' must not contain NUL characters or invalid UTF-8")
+            raise Refusal(400, f"Parameter '{name}' must not contain NUL characters or invalid UTF-8")
         kept = [v for v in values if v.strip()]
         if kept:
             query[name] = kept
@@ -38,7 +38,7 @@ def single(query: Query, name: str) -> str | None:
     if values is None:
         return None
     if len(values) > 1:
-        raise KylinError(400, f"Parameter '{name}' must be given once")
+        raise Refusal(400, f"Parameter '{name}' must be given once")
     return values[0]
 
 
@@ -51,17 +51,17 @@ def integer(query: Query, name: str, default: int | None, low: int = 0, high: in
 
 def _integer(name: str, text: str, low: int, high: int) -> int:
     if not _INTEGER.fullmatch(text):
-        raise KylinError(400, f"Parameter '{name}' must be an integer, not '{text[:50]}'")
+        raise Refusal(400, f"Parameter '{name}' must be an integer, not '{text[:50]}'")
     value = int(text)
     if not low <= value <= high:
-        raise KylinError(400, f"Parameter '{name}' must be between {low} and {high}, not {value}")
+        raise Refusal(400, f"Parameter '{name}' must be between {low} and {high}, not {value}")
     return value
 
 
 def required_integer(query: Query, name: str, low: int, high: int) -> int:
     value = integer(query, name, None, low, high)
     if value is None:
-        raise KylinError(400, f"Required Integer parameter '{name}' is not present")
+        raise Refusal(400, f"Required Integer parameter '{name}' is not present")
     return value
 
 
@@ -73,7 +73,7 @@ def integers(query: Query, name: str, allowed: Any) -> list[int]:
             code = _integer(name, text.strip(), -JAVA_INT_MAX, JAVA_INT_MAX)
             if code not in allowed:
                 listed = ", ".join(str(c) for c in sorted(allowed))
-                raise KylinError(400, f"Parameter '{name}' must be one of {listed}, not {code}")
+                raise Refusal(400, f"Parameter '{name}' must be one of {listed}, not {code}")
             codes.append(code)
     return codes
 
@@ -86,7 +86,7 @@ def boolean(query: Query, name: str, default: bool) -> bool:
         return True
     if text.strip().lower() in _FALSE:
         return False
-    raise KylinError(400, f"Parameter '{name}' must be true or false, not '{text[:50]}'")
+    raise Refusal(400, f"Parameter '{name}' must be true or false, not '{text[:50]}'")
 
 
 def choice(query: Query, name: str, allowed: tuple[str, ...], default: str) -> str:
@@ -94,12 +94,12 @@ def choice(query: Query, name: str, allowed: tuple[str, ...], default: str) -> s
     if text is None:
         return default
     if text not in allowed:
-        raise KylinError(400, f"Parameter '{name}' must be one of {', '.join(allowed)}, not '{text[:50]}'")
+        raise Refusal(400, f"Parameter '{name}' must be one of {', '.join(allowed)}, not '{text[:50]}'")
     return text
 
 
 def text(query: Query, name: str, limit: int = 1000) -> str | None:
     value = single(query, name)
     if value is not None and len(value) > limit:
-        raise KylinError(400, f"Parameter '{name}' must be at most {limit} characters")
+        raise Refusal(400, f"Parameter '{name}' must be at most {limit} characters")
     return value

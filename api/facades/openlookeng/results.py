@@ -11,12 +11,12 @@ from uuid import UUID
 
 import falcon
 
-from api.facades.common import FacadeDeps, FacadeReply, caller, guarded, write_reply
+from api.facades.common import FacadeReply, write_reply
 from api.facades.longpoll import client_gone
 from api.facades.openlookeng import wire
-from api.facades.openlookeng.store import DONE, OpenLooKengTasks, poll_intervals
-from api.facades.openlookeng.taskinfo import FACADE
-from api.facades.openlookeng.wire import authorize, error_reply, other_methods_refused, refuse
+from api.facades.openlookeng.store import DONE, poll_intervals
+from api.facades.openlookeng.tasks import OpenLooKengResource
+from api.facades.openlookeng.wire import refuse
 
 PAGES = "application/X-presto-pages"
 DEFAULT_MAX_SIZE = 16 * 1024 * 1024
@@ -43,17 +43,12 @@ class Batch:
         return FacadeReply(200, "".join(self.data).encode("utf-8"), headers, PAGES)
 
 
-@other_methods_refused
-@guarded(error_reply)
-class Results:
+class Results(OpenLooKengResource):
     """`GET .../results/{bufferId}/{token}`: 200 with pages, or 204 when none is ready within the wait."""
-
-    def __init__(self, deps: FacadeDeps, tasks: OpenLooKengTasks) -> None:
-        self.deps, self.tasks = deps, tasks
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, task_id: str, buffer_id: str,
                token: str) -> None:
-        who = authorize(self.deps, req)
+        who = self.read(req)
         tid, buffer, start = wire.check_task_id(task_id), _buffer(buffer_id), _token(token)
         max_bytes = wire.header_data_size(req.get_header("X-Presto-Max-Size"), "X-Presto-Max-Size",
                                           DEFAULT_MAX_SIZE)
@@ -79,17 +74,12 @@ class Results:
             time.sleep(min(next(pauses), max(0.0, deadline - time.monotonic())))
 
 
-@other_methods_refused
-@guarded(error_reply)
-class Acknowledge:
+class Acknowledge(OpenLooKengResource):
     """`GET .../results/{bufferId}/{token}/acknowledge`: 204 (reads are not recorded; pages stay in the ledger)."""
-
-    def __init__(self, deps: FacadeDeps, tasks: OpenLooKengTasks) -> None:
-        self.deps, self.tasks = deps, tasks
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, task_id: str, buffer_id: str,
                token: str) -> None:
-        authorize(self.deps, req)
+        self.read(req)
         tid = wire.check_task_id(task_id)
         _buffer(buffer_id)
         _token(token)
@@ -97,18 +87,13 @@ class Acknowledge:
         resp.status = falcon.HTTP_204
 
 
-@other_methods_refused
-@guarded(error_reply)
-class ResultsBuffer:
+class ResultsBuffer(OpenLooKengResource):
     """`DELETE .../results/{bufferId}`: closes the buffer (an `OutputClosed` event), 204."""
 
-    def __init__(self, deps: FacadeDeps, tasks: OpenLooKengTasks) -> None:
-        self.deps, self.tasks = deps, tasks
-
     def on_delete(self, req: falcon.Request, resp: falcon.Response, task_id: str, buffer_id: str) -> None:
-        who = authorize(self.deps, req, write=True)
+        who = self.control(req, "change tasks")
         tid, buffer = wire.check_task_id(task_id), _buffer(buffer_id)
-        self.tasks.close_buffer(tid, buffer, caller(req, who, FACADE))
+        self.tasks.close_buffer(tid, buffer, self.caller(req, who))
         resp.status = falcon.HTTP_204
 
 

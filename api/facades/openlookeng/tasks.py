@@ -6,12 +6,12 @@ from typing import Any
 
 import falcon
 
-from api.facades.common import FacadeDeps, caller, guarded
+from api.facades.common import FacadeDeps, FacadeResource
 from api.facades.longpoll import client_gone
 from api.facades.openlookeng import wire
 from api.facades.openlookeng.store import OpenLooKengTasks
-from api.facades.openlookeng.taskinfo import DONE_STATES, FACADE, task_info, task_status
-from api.facades.openlookeng.wire import authorize, error_reply, other_methods_refused, refuse
+from api.facades.openlookeng.taskinfo import DONE_STATES, task_info, task_status
+from api.facades.openlookeng.wire import WIRE, refuse
 
 # Done states the ledger can reach on request; the snapshot states of 1.10 have no ledger counterpart.
 TARGETS = ("CANCELED", "ABORTED", "FINISHED", "FAILED")
@@ -19,59 +19,54 @@ TARGETS = ("CANCELED", "ABORTED", "FINISHED", "FAILED")
 LEASE_TARGETS = {"FINISHED": frozenset({"admin", "worker"}), "FAILED": frozenset({"admin", "worker"})}
 
 
-@other_methods_refused
-@guarded(error_reply)
-class TaskList:
-    """`GET /v1/task`: the TaskInfo of every current openLooKeng task (`?summarize` is accepted)."""
+class OpenLooKengResource(FacadeResource):
+    """Base of the task resources: they share the store (and its long-poll slots) of the facade."""
+
+    wire = WIRE
 
     def __init__(self, deps: FacadeDeps, tasks: OpenLooKengTasks) -> None:
-        self.deps, self.tasks = deps, tasks
+        super().__init__(deps)
+        self.tasks = tasks
+
+
+class TaskList(OpenLooKengResource):
+    """`GET /v1/task`: the TaskInfo of every current openLooKeng task (`?summarize` is accepted)."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        authorize(self.deps, req)
+        self.read(req)
         now = self.deps.clock()
         resp.media = [task_info(doc, wire.base_url(req), now) for doc in self.tasks.all()]
 
 
-@other_methods_refused
-@guarded(error_reply)
-class TaskItem:
+class TaskItem(OpenLooKengResource):
     """`/v1/task/{taskId}`: read (with long poll), create or update, and end one task."""
 
-    def __init__(self, deps: FacadeDeps, tasks: OpenLooKengTasks) -> None:
-        self.deps, self.tasks = deps, tasks
-
     def on_get(self, req: falcon.Request, resp: falcon.Response, task_id: str) -> None:
-        who = authorize(self.deps, req)
+        who = self.read(req)
         doc = _read(self.tasks, req, wire.check_task_id(task_id), who.name)
         resp.media = task_info(doc, wire.base_url(req), self.deps.clock())
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, task_id: str) -> None:
-        who = authorize(self.deps, req, write=True)
+        who = self.control(req, "change tasks")
         tid = wire.check_task_id(task_id)
-        doc = self.tasks.upsert(tid, wire.read_update(req), caller(req, who, FACADE))
+        doc = self.tasks.upsert(tid, wire.read_update(req), self.caller(req, who))
         resp.media = task_info(doc, wire.base_url(req), self.deps.clock())
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, task_id: str) -> None:
-        who = authorize(self.deps, req, write=True)
+        who = self.control(req, "change tasks")
         tid = wire.check_task_id(task_id)
         target = _target_state(req)
         if target in LEASE_TARGETS and who.role not in LEASE_TARGETS[target]:
             raise refuse(403, f"Role {who.role!r} may not move a task to {target}; allowed roles: admin, worker.")
-        doc = self.tasks.end(tid, target, caller(req, who, FACADE))
+        doc = self.tasks.end(tid, target, self.caller(req, who))
         resp.media = task_info(doc, wire.base_url(req), self.deps.clock())
 
 
-@other_methods_refused
-@guarded(error_reply)
-class TaskStatusItem:
+class TaskStatusItem(OpenLooKengResource):
     """`GET /v1/task/{taskId}/status`: the short TaskStatus, with the same long poll."""
 
-    def __init__(self, deps: FacadeDeps, tasks: OpenLooKengTasks) -> None:
-        self.deps, self.tasks = deps, tasks
-
     def on_get(self, req: falcon.Request, resp: falcon.Response, task_id: str) -> None:
-        who = authorize(self.deps, req)
+        who = self.read(req)
         doc = _read(self.tasks, req, wire.check_task_id(task_id), who.name)
         resp.media = task_status(doc, wire.base_url(req))
 
@@ -101,15 +96,3 @@ def _target_state(req: falcon.Request) -> str:
         kind = "a done state taskledger supports" if target in DONE_STATES else "a done state"
         raise refuse(400, f"targetState must be {kind}: one of {', '.join(TARGETS)}.")
     return target
-
-
-class UnknownPath:
-    """Anything else under `/v1/task/{taskId}/`: this API's plain 404 rather than problem+json."""
-
-    def __init__(self, deps: FacadeDeps, tasks: OpenLooKengTasks) -> None:
-        self.deps = deps
-
-    def on_get(self, req: falcon.Request, resp: falcon.Response, task_id: str, rest: str) -> None:
-        raise refuse(404, f"No resource at {req.path}.")
-
-    on_post = on_put = on_patch = on_delete = on_get

@@ -2,54 +2,74 @@
 
 from __future__ import annotations
 
-import json
-import math
+import re
 from typing import Any
 
 import falcon
 
-from api.auth import Principal
-from api.facades.common import FacadeDeps, FacadeReply, principal
+from api.facades.common import FacadeReply, Refusal, Wire
 from api.facades.openlookeng import formats as f
-from api.facades.openlookeng.taskinfo import TASK_STATES
-from api.parsing import storable
+from api.facades.openlookeng.taskinfo import FACADE, STATES, TASK_STATES
+from api.parsing import read_json_or_none, storable
 from ledger import errors as le
 
-CHALLENGE = 'Basic realm="taskledger"'
 WRITERS = frozenset({"admin", "operator", "worker"})
 MAX_TASK_ID = 200
 MAX_BODY = 8 * 1024 * 1024
 MAX_LONG_POLL = 60.0
 TEXT = "text/plain; charset=utf-8"
+_TASK_PATH = re.compile(r"/v1/task/([^/]+)")
+# A refused ledger action, as a coordinator would ask for it.
+ACTIONS = {"complete": "be moved to FINISHED", "fail": "be moved to FAILED", "cancel": "be canceled",
+           "abort": "be aborted", "update": "be updated", "close output": "have a buffer closed"}
 
-_STATUS = ((le.TaskNotFoundError, 404), (le.TaskDroppedError, 410), (le.IllegalTransitionError, 409),
-           (le.LeaseMismatchError, 409), (le.ConcurrentWriteError, 409), (le.DuplicateTaskError, 409))
 
-
-def refuse(status: int, message: str | None, headers: dict[str, str] | None = None) -> FacadeReply:
+def refuse(status: int, message: str | None, headers: dict[str, str] | None = None) -> Refusal:
     """An error as the real server writes one: a status and a short plain-text line (or nothing)."""
-    return FacadeReply(status, message, headers or {}, TEXT if message is not None else None)
+    return Refusal(status, message, headers)
 
 
-def error_reply(req: falcon.Request, error: Exception) -> FacadeReply:
-    """Any error a responder raised, in this API's format."""
-    if isinstance(error, falcon.HTTPError):
-        return refuse(error.status_code, error.description or error.title, dict(error.headers or {}))
-    if isinstance(error, le.LedgerError):
-        status = next((code for cls, code in _STATUS if isinstance(error, cls)), 400)
-        return refuse(status, str(error))
-    return refuse(500, "The server could not answer; the error was logged.")
+class OpenLooKengWire(Wire):
+    """Plain-text errors (this API has no JSON error body); tasks change by the roles that run them."""
+
+    name = FACADE
+    paths = re.compile(r"/v1/task(/|$)")
+    controllers = WRITERS
+    challenge = 'Basic realm="taskledger"'
+    ledger_status = {
+        le.TaskNotFoundError: 404, le.TaskDroppedError: 410, le.IllegalTransitionError: 409,
+        le.LeaseMismatchError: 409, le.ConcurrentWriteError: 409, le.DuplicateTaskError: 409,
+    }
+
+    def render(self, req: falcon.Request, refusal: Refusal) -> FacadeReply:
+        message = refusal.message
+        return FacadeReply(refusal.status, message, refusal.headers, TEXT if message is not None else None)
+
+    def ledger_refusal(self, req: falcon.Request, error: le.LedgerError) -> Refusal:
+        """Said of the task the path names, in its wire states: never the ledger's ids and states."""
+        refusal = super().ledger_refusal(req, error)
+        match = _TASK_PATH.match(req.path)
+        task = f"Task {match.group(1)}" if match else "The task"
+        if isinstance(error, le.IllegalTransitionError):
+            shown = STATES.get(error.state, error.state)
+            refusal.message = f"{task} is {shown}; it cannot {ACTIONS.get(error.action, 'change that way')} now."
+        elif isinstance(error, le.LeaseMismatchError):
+            refusal.message = f"{task} has been taken over by another worker; this request is no longer current."
+        elif isinstance(error, le.ConcurrentWriteError):
+            refusal.message = f"{task} was changed by another request; retry."
+        elif isinstance(error, le.DuplicateTaskError):
+            refusal.message = f"{task} already exists."
+        elif isinstance(error, le.TaskNotFoundError):
+            refusal.message = f"{task} is not known."
+        elif isinstance(error, le.TaskDroppedError):
+            refusal.message = f"{task} was dropped; its history is still readable in the native API."
+        return refusal
+
+    def internal(self, req: falcon.Request) -> Refusal:
+        return refuse(500, "The server could not answer; the error was logged.")
 
 
-def authorize(deps: FacadeDeps, req: falcon.Request, write: bool = False) -> Principal:
-    """The caller; reads are open to every role, writes to the roles that run tasks (admin, operator, worker)."""
-    who = principal(deps, req)
-    if who is None:
-        raise refuse(401, "This endpoint needs credentials: HTTP Basic or a bearer token.",
-                     {"WWW-Authenticate": CHALLENGE})
-    if write and who.role not in WRITERS:
-        raise refuse(403, f"Role {who.role!r} may not change tasks; allowed roles: admin, operator, worker.")
-    return who
+WIRE = OpenLooKengWire()
 
 
 def check_task_id(raw: str) -> str:
@@ -102,63 +122,8 @@ def header_data_size(raw: str | None, name: str, default: int) -> int:
 
 
 def read_update(req: falcon.Request) -> dict[str, Any]:
-    """A TaskUpdateRequest: any JSON object (unknown fields are kept, as the real server ignores them)."""
-    raw = req.bounded_stream.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
-        raise refuse(413, f"The request body must be at most {MAX_BODY} bytes.")
-    media = (req.content_type or "application/json").partition(";")[0].strip().lower()
-    if raw.strip() and media != "application/json" and not media.endswith("+json"):
-        raise refuse(415, "The body must be JSON (application/json); Smile is not supported.")
-    try:
-        body = json.loads(raw.decode("utf-8"), parse_constant=_not_json, parse_float=_finite) if raw.strip() else None
-    except (ValueError, RecursionError):
-        raise refuse(400, "The body must be valid JSON (UTF-8).") from None
+    """A TaskUpdateRequest as JSON (a body the coordinator sends without a media type is taken as JSON)."""
+    body = read_json_or_none(req, max_bytes=MAX_BODY, media_default="application/json")
     if body is None:
         raise refuse(400, None)  # what the real server answers to an empty or null body
-    if not isinstance(body, dict):
-        raise refuse(400, "The body must be a JSON object (a TaskUpdateRequest).")
-    if not _storable(body):
-        raise refuse(400, "The body must not contain NUL characters or unpaired surrogates.")
-    return body
-
-
-def _not_json(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError("number out of range")
-    return value
-
-
-def _storable(value: Any) -> bool:
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str) and not storable(item):
-            return False
-        if isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return True
-
-
-METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-
-
-def other_methods_refused(cls: type) -> type:
-    """Class decorator: methods a resource does not serve get this API's plain 405, not problem+json."""
-    allowed = [m for m in METHODS if hasattr(cls, f"on_{m.lower()}")]
-
-    def not_allowed(self: Any, req: falcon.Request, resp: falcon.Response, **params: Any) -> None:
-        raise refuse(405, f"{req.method} is not allowed here; allowed: {', '.join(allowed)}.",
-                     {"Allow": ", ".join(allowed)})
-
-    for method in METHODS:
-        if method not in allowed:
-            setattr(cls, f"on_{method.lower()}", not_allowed)
-    return cls
+    return dict(body)

@@ -1,62 +1,90 @@
-"""Pandora's error format, `{"error": "<message>"}` as Qiniu's APIs answer, and the mapping of every failure."""
+"""Pandora's error format, `{"error": "<message>"}` as Qiniu's APIs answer, and its refusals in Pandora's terms."""
 
 from __future__ import annotations
 
+import re
+
 import falcon
 
-from api.facades.common import FacadeReply
+from api.facades.common import FacadeReply, Refusal, Wire
+from api.facades.pandora.wire import status_of
 from api.problems import Problem
 from ledger import errors as le
 
-CHALLENGE = 'Basic realm="taskledger", Bearer'
-
-LEDGER_STATUS: dict[type[le.LedgerError], int] = {
-    le.TaskNotFoundError: 404,
-    le.TaskDroppedError: 404,
-    le.IllegalTransitionError: 409,
-    le.ConcurrentWriteError: 409,
-    le.InvalidValueError: 400,
-}
+FACADE = "pandora"
 
 # The ledger names the task's own fields; a Pandora client knows them by the body's names.
 LEDGER_FIELDS = {"input": "interval", "name": "name"}
+# A ledger action as a Pandora client asks for it.
+ACTIONS = {"pause": "stop", "resume": "start", "update": "update", "drop": "delete"}
 
 
-class BadField(ValueError):
+class BadField(Refusal):
     """A request field breaks a rule: answered 400 with the field's Pandora path and the rule."""
 
     def __init__(self, field: str, rule: str) -> None:
-        super().__init__(f"{field}: {rule}")
+        super().__init__(400, f"{field}: {rule}")
         self.field = field
         self.rule = rule
 
 
-def reply(status: int, message: str, headers: dict[str, str] | None = None) -> FacadeReply:
-    return FacadeReply(status, {"error": message}, headers or {})
+def reply(status: int, message: str, headers: dict[str, str] | None = None) -> Refusal:
+    return Refusal(status, message, headers)
 
 
-def not_found(task_id: str) -> FacadeReply:
+def not_found(task_id: str) -> Refusal:
     return reply(404, f"export task {task_id[:100]!r} does not exist")
 
 
-def pandora_error(req: falcon.Request, error: Exception) -> FacadeReply:
-    """Any error a responder raised, in Pandora's format (the guarded decorator calls this)."""
-    if isinstance(error, BadField):
-        return reply(400, str(error))
-    if isinstance(error, le.LedgerError):
-        return _ledger_error(req, error)
-    if isinstance(error, falcon.HTTPError):
-        return _http_error(error)
-    return reply(500, "internal error; the error was logged, quote the X-Request-Id when you report it")
+class PandoraWire(Wire):
+    """Qiniu's `{"error": …}` body; ledger refusals named by the export task's fields and statuses."""
 
+    name = FACADE
+    paths = re.compile(r"/api/v1/export(/|$)")
+    ledger_status = {
+        le.TaskNotFoundError: 404, le.TaskDroppedError: 404, le.IllegalTransitionError: 409,
+        le.ConcurrentWriteError: 409, le.InvalidValueError: 400,
+    }
 
-def _ledger_error(req: falcon.Request, error: le.LedgerError) -> FacadeReply:
-    status = next((s for cls, s in LEDGER_STATUS.items() if isinstance(error, cls)), 400)
-    if isinstance(error, (le.TaskNotFoundError, le.TaskDroppedError)):
-        return not_found(str(error.task_id))
-    if isinstance(error, le.InvalidValueError):
-        return reply(status, f"{_pandora_field(req, error.field)}: {error.rule}")
-    return reply(status, str(error))
+    def render(self, req: falcon.Request, refusal: Refusal) -> FacadeReply:
+        return FacadeReply(refusal.status, {"error": refusal.message or ""}, refusal.headers)
+
+    def unauthenticated(self, req: falcon.Request) -> str:
+        return "unauthorized: send HTTP Basic credentials or a bearer token"
+
+    def forbidden(self, role: str, roles: frozenset[str], action: str) -> str:
+        return f"forbidden: role {role!r} may not do this; allowed roles: {', '.join(sorted(roles))}"
+
+    def not_allowed(self, req: falcon.Request, allowed: tuple[str, ...]) -> str:
+        return f"{req.method} is not allowed here; use {', '.join(allowed)}"
+
+    def unknown_path(self, req: falcon.Request) -> Refusal:
+        return reply(404, f"no such endpoint: {req.method} {req.path}")
+
+    def ledger_refusal(self, req: falcon.Request, error: le.LedgerError) -> Refusal:
+        if isinstance(error, (le.TaskNotFoundError, le.TaskDroppedError)):
+            return not_found(str(error.task_id))
+        refusal = super().ledger_refusal(req, error)
+        if isinstance(error, le.InvalidValueError):
+            refusal.message = f"{_pandora_field(req, error.field)}: {error.rule}"
+        elif isinstance(error, le.IllegalTransitionError):
+            action = ACTIONS.get(error.action, error.action)
+            refusal.message = (f"export task {error.task_id} is {status_of(error.state)} "
+                               f"({error.state.lower()}): cannot {action} it now")
+        elif isinstance(error, le.ConcurrentWriteError):
+            refusal.message = f"export task {error.task_id} was changed by another request; retry"
+        return refusal
+
+    def http_refusal(self, req: falcon.Request, error: falcon.HTTPError) -> Refusal:
+        """Errors of the shared request reading (size, media type, JSON syntax): same status, Pandora's words."""
+        refusal = super().http_refusal(req, error)
+        problems = error.errors if isinstance(error, Problem) else None
+        if problems:
+            refusal.message = "; ".join(f"{p['field']}: {p['rule']}" for p in problems)
+        return refusal
+
+    def internal(self, req: falcon.Request) -> Refusal:
+        return reply(500, "internal error; the error was logged, quote the X-Request-Id when you report it")
 
 
 def _pandora_field(req: falcon.Request, field: str) -> str:
@@ -66,12 +94,4 @@ def _pandora_field(req: falcon.Request, field: str) -> str:
     return LEDGER_FIELDS.get(field, field)
 
 
-def _http_error(error: falcon.HTTPError) -> FacadeReply:
-    """Errors of the shared request reading (size, media type, JSON syntax): same status, Pandora's body."""
-    status = 400 if error.status_code == 422 else error.status_code
-    problems = getattr(error, "errors", None) if isinstance(error, Problem) else None
-    if problems:
-        message = "; ".join(f"{p['field']}: {p['rule']}" for p in problems)
-    else:
-        message = error.description or error.title or "bad request"
-    return reply(status, message, {k: v for k, v in dict(error.headers or {}).items() if k != "Content-Type"})
+WIRE = PandoraWire()
