@@ -66,6 +66,10 @@ class TaskFilter:
     created_before: datetime | None = None
     updated_after: datetime | None = None
     updated_before: datetime | None = None
+    submitter: str | None = None
+    labels: tuple[tuple[str, str], ...] = ()
+    # Tasks matching this other filter are listed too (an OR of the two).
+    also: TaskFilter | None = None
 
 
 @dataclass(frozen=True)
@@ -276,31 +280,36 @@ class PostgresTaskView:
 
 
 def _where(flt: TaskFilter) -> tuple[sql.Composable, list[Any]]:
+    clause, params = _conditions(flt)
+    if flt.also is None:
+        return clause, params
+    other, more = _conditions(flt.also)
+    return sql.SQL("(({}) OR ({}))").format(clause, other), [*params, *more]
+
+
+def _conditions(flt: TaskFilter) -> tuple[sql.Composable, list[Any]]:
     clauses: list[sql.Composable] = [sql.SQL("NOT dropped")]
     params: list[Any] = []
 
-    def add(clause: str, value: Any) -> None:
+    def add(clause: str, *values: Any) -> None:
         clauses.append(sql.SQL(clause))
-        params.append(value)
+        params.extend(values)
 
     if flt.states:
         add("state = ANY(%s)", list(flt.states))
-    if flt.namespace is not None:
-        add("namespace = %s", flt.namespace)
-    if flt.namespace_prefix is not None:
-        add("namespace LIKE %s", _like_prefix(flt.namespace_prefix))
-    if flt.facade is not None:
-        add("facade = %s", flt.facade)
-    if flt.type is not None:
-        add("type = %s", flt.type)
-    if flt.name_prefix is not None:
-        add("name LIKE %s", _like_prefix(flt.name_prefix))
-    if flt.worker is not None:
-        add("worker = %s", flt.worker)
-    for column, op, value in (("created_at", ">=", flt.created_after), ("created_at", "<", flt.created_before),
-                              ("updated_at", ">=", flt.updated_after), ("updated_at", "<", flt.updated_before)):
+    for column, value in (("namespace", flt.namespace), ("facade", flt.facade), ("type", flt.type),
+                          ("worker", flt.worker), ("submitter", flt.submitter)):
         if value is not None:
-            add(f"{column} {op} %s", value)
+            add(f"{column} = %s", value)
+    for column, prefix in (("namespace", flt.namespace_prefix), ("name", flt.name_prefix)):
+        if prefix is not None:
+            add(f"{column} LIKE %s", _like_prefix(prefix))
+    for key, value in flt.labels:
+        add("doc -> 'labels' ->> %s = %s", key, value)
+    for column, op, moment in (("created_at", ">=", flt.created_after), ("created_at", "<", flt.created_before),
+                               ("updated_at", ">=", flt.updated_after), ("updated_at", "<", flt.updated_before)):
+        if moment is not None:
+            add(f"{column} {op} %s", moment)
     return sql.SQL(" AND ").join(clauses), params
 
 

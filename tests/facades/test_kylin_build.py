@@ -127,3 +127,27 @@ def test_only_admins_and_operators_build(kylin: KylinHttp, tasks: Tasks, project
     assert_kylin_error(build(kylin, project, {"buildType": "BUILD"}, role=None), 401)
     assert tasks.ledger.head_position() == head
     assert build(kylin, project, {"buildType": "BUILD"}, role="operator").status_code == 200
+
+
+def test_a_build_naming_no_project_is_listed_in_every_project_its_submitter_lists(kylin: KylinHttp,
+                                                                                   project: str) -> None:
+    """kylinpy's `fullbuild` sends no project: the job is the submitter's wherever they work (project P here)."""
+    cube = f"cube_{project}"
+    job = kylin.data("PUT", f"{CUBES}/{cube}/build", role="operator",
+                     json={"startTime": 0, "endTime": 0, "buildType": "BUILD"})
+    assert job["project_name"] == "default"
+
+    def listed(role: str, listed_project: str, v2: bool) -> bool:
+        params = {"projectName": listed_project, **({"timeFilter": 4, "pageSize": 100} if v2 else {"limit": 100})}
+        answer = kylin.request("GET", JOBS, v2=v2, role=role, params=params)
+        assert answer.status_code == 200, answer.text
+        jobs = answer.json()["data"]["jobs"] if v2 else answer.json()
+        return job["uuid"] in [j["uuid"] for j in jobs]
+
+    assert listed("operator", project, v2=False) and listed("operator", project, v2=True)
+    assert listed("operator", "default", v2=False)
+    assert not listed("admin", project, v2=False)  # another user's project P holds only P's jobs
+    stated = build(kylin, project, {"startTime": 0, "endTime": 0, "buildType": "BUILD"}, cube=cube,
+                   role="operator").json()["data"]
+    assert stated["project_name"] == project
+    assert kylin.jobs(projectName=f"{project}_other", timeFilter=4)["size"] == 0

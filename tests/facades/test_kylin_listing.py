@@ -151,10 +151,10 @@ def test_v1_defaults_to_the_last_week_and_thirty_jobs(
         kylin: KylinHttp, ledger_at: Callable[[datetime], Tasks], tasks: Tasks, project: str) -> None:
     ledger_at(datetime.now(timezone.utc) - timedelta(days=10)).create(project, "ten days old")
     make(tasks, project, 31)
-    listed = kylin.request("GET", JOBS, v2=False, params={"projectName": project}).json()
+    listed = kylin.request("GET", JOBS, v2=False, role="viewer", params={"projectName": project}).json()
     assert len(listed) == 30 and "ten days old" not in names(listed)
-    everything = kylin.request("GET", JOBS, v2=False, params={"projectName": project, "timeFilter": 4,
-                                                               "limit": 100}).json()
+    everything = kylin.request("GET", JOBS, v2=False, role="viewer", params={"projectName": project,
+                                                                              "timeFilter": 4, "limit": 100}).json()
     assert len(everything) == 32
 
 

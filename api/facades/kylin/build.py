@@ -14,6 +14,9 @@ from ledger.commands import CreateTask
 BUILD_TYPES = ("BUILD", "MERGE", "REFRESH")
 FIELDS = ("startTime", "endTime", "buildType", "project", "force", "forceMergeEmptySegment", "priorityOffset")
 DEFAULT_PROJECT = "default"
+# A build that names no project (kylinpy's never does) carries this label: the default project holds it, and
+# its submitter's lists of any project show it too (docs/compatibility.md, Kylin: projects).
+UNSTATED_PROJECT = ("kylin.project", "unstated")
 MAX_MILLIS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 _NAME = re.compile(r"[A-Za-z0-9_]{1,100}")
 
@@ -41,8 +44,10 @@ def build_command(cube: str, body: dict[str, Any], query_project: str | None, no
     _check_options(body)
     segment = segment_name(start, end)
     verb = "MERGE" if kind == "MERGE" else "BUILD"
+    project = _project(body, query_project)
+    unstated = body.get("project") is None and query_project is None
     return CreateTask(
-        namespace=PREFIX + _project(body, query_project), type=kind,
+        namespace=PREFIX + project, type=kind, labels=dict([UNSTATED_PROJECT]) if unstated else {},
         name=f"{verb} CUBE - {cube} - {segment} - GMT+00:00 {now.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S}",
         input={"cube": cube, "segment": str(uuid4()), "segmentName": segment, "startTime": start,
                "endTime": end, "buildType": kind, "force": bool(body.get("force", False))},

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import calendar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from api.facades.common import scan
 from api.facades.kylin import params as p
+from api.facades.kylin.build import DEFAULT_PROJECT, UNSTATED_PROJECT
 from api.facades.kylin.jobs import PREFIX, STATUS_CODES, cube_of, millis
 from projections.queries import TaskFilter, TaskView
 
@@ -33,6 +34,7 @@ class JobSearch:
     offset: int = 0
     limit: int = 10
     nothing: bool = False
+    caller: str | None = None
 
 
 def v2_search(query: p.Query, now: datetime) -> JobSearch:
@@ -81,6 +83,10 @@ def search(view: TaskView, job: JobSearch) -> tuple[list[dict[str, Any]], int]:
         return [], 0
     flt = TaskFilter(states=job.states, namespace=PREFIX + job.project if job.project else None,
                      namespace_prefix=None if job.project else PREFIX, updated_after=job.since)
+    if job.project and job.project != DEFAULT_PROJECT and job.caller is not None:
+        # The caller's own builds that named no project belong to whichever project they work in.
+        flt = replace(flt, also=replace(flt, namespace=PREFIX + DEFAULT_PROJECT, submitter=job.caller,
+                                        labels=(UNSTATED_PROJECT,)))
     if job.name_contains is None and job.cube_contains is None and job.sort in VIEW_SORT:
         # The view pages at least one row; pageSize=0 still answers the total, as Kylin does.
         page = view.list(flt, sort=VIEW_SORT[job.sort], descending=job.descending, limit=max(job.limit, 1),

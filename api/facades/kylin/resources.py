@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from uuid import UUID
 
@@ -46,9 +46,10 @@ class KylinResource(FacadeResource):
 
 class JobList(KylinResource):
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        self.read(req)
+        who = self.read(req)
         query, now = p.query_of(req), self.deps.clock()
-        docs, total = search(self.deps.view, v2_search(query, now) if is_v2(req) else v1_search(query, now))
+        job_search = v2_search(query, now) if is_v2(req) else v1_search(query, now)
+        docs, total = search(self.deps.view, replace(job_search, caller=who.name))
         jobs = [job_instance(doc, now) for doc in docs]
         answer(req, resp, {"jobs": jobs, "size": total} if is_v2(req) else jobs)
 
