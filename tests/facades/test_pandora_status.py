@@ -60,7 +60,7 @@ def test_a_cancelled_task_cannot_be_started_and_the_batch_changes_nothing(
     head = ledger_app.head_position()
     resp = pandora.set_status([stopped, cancelled], "running")
     assert resp.status_code == 409
-    assert resp.json() == {"error": f"export task {cancelled} is CANCELLED and cannot be started again"}
+    assert resp.json() == {"error": f"export task {cancelled} is stopped (cancelled): cannot start it now"}
     assert ledger_app.head_position() == head
     assert native_state(pandora, stopped) == "PAUSED"
 

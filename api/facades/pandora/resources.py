@@ -102,7 +102,7 @@ class ExportTaskStatuses(Resource):
         if status == "running":
             for doc in docs:
                 if doc["state"] not in (*RUNNING_STATES, *STARTABLE):
-                    raise reply(409, f"export task {doc['id']} is {doc['state']} and cannot be started again")
+                    raise reply(409, f"export task {doc['id']} is stopped ({doc['state'].lower()}): cannot start it now")
         position = 0
         for doc in docs:
             position = max(position, self._apply(doc, status, req, who))
