@@ -157,7 +157,9 @@ def prepare(target: Target) -> tuple[str, str]:
                             json={"namespace": "well-behaved", "name": "read-me", "type": "probe"})
     created.raise_for_status()
     presto_task = f"20260101_000000_{int(time.time() * 1000) % 100000:05d}_slow.1.0"
-    made = requests.post(f"{target.url}/v1/task/{presto_task}", headers=headers, timeout=30, json={})
+    update = {"session": {"queryId": presto_task.split(".")[0], "user": "bench"}, "sources": [],
+              "outputIds": {"type": "PARTITIONED", "version": 0, "noMoreBufferIds": True, "buffers": {}}}
+    made = requests.post(f"{target.url}/v1/task/{presto_task}", headers=headers, timeout=30, json=update)
     made.raise_for_status()
     for _ in range(60):  # new connections land on every worker: each verifies the password once
         requests.get(f"{target.url}/ledger/v1/tasks/{created.json()['id']}", headers=headers, timeout=30)

@@ -156,9 +156,9 @@ def test_the_results_of_an_unknown_task_are_404_and_closing_them_records_nothing
 
 
 @pytest.mark.parametrize(("method", "path", "allow"), [
-    ("PUT", "/v1/task/{tid}", "GET, POST, DELETE"), ("POST", "/v1/task", "GET"),
-    ("POST", "/v1/task/{tid}/status", "GET"), ("GET", "/v1/task/{tid}/results/0", "DELETE"),
-    ("DELETE", "/v1/task/{tid}/results/0/0", "GET"),
+    ("PUT", "/v1/task/{tid}", "GET, HEAD, POST, DELETE"), ("POST", "/v1/task", "GET, HEAD"),
+    ("POST", "/v1/task/{tid}/status", "GET, HEAD"), ("GET", "/v1/task/{tid}/results/0", "DELETE"),
+    ("DELETE", "/v1/task/{tid}/results/0/0", "GET, HEAD"),
 ])
 def test_a_method_a_resource_does_not_serve_is_405_with_allow(presto: Presto, ledger_app: TaskLedger, method: str,
                                                                 path: str, allow: str) -> None:

@@ -93,7 +93,9 @@ class ResultsBuffer(OpenLooKengResource):
     def on_delete(self, req: falcon.Request, resp: falcon.Response, task_id: str, buffer_id: str) -> None:
         who = self.control(req, "change tasks")
         tid, buffer = wire.check_task_id(task_id), _buffer(buffer_id)
-        self.tasks.close_buffer(tid, buffer, self.caller(req, who))
+        closed = self.tasks.close_buffer(tid, buffer, self.caller(req, who))
+        if closed is not None:
+            self.written(resp, closed)
         resp.status = falcon.HTTP_204
 
 

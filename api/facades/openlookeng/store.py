@@ -7,10 +7,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from uuid import UUID
 
-from api.facades.common import FacadeDeps, wait_own_write
+from api.facades.common import FacadeDeps
 from api.facades.longpoll import LongPolls
-from api.representations import written_doc
-from api.facades.openlookeng.taskinfo import NAMESPACE, PREFIX, TASK_TYPE, task_id, wire_state
+from api.facades.openlookeng import updates
+from api.facades.openlookeng.taskinfo import NAMESPACE, PREFIX, STATES, TASK_TYPE, task_id, wire_state
 from api.facades.openlookeng.wire import refuse
 from ledger import state as st
 from ledger.application import external_task_id
@@ -25,7 +25,14 @@ from ledger.commands import (
     UpdateTask,
     Written,
 )
-from ledger.errors import DuplicateTaskError, TaskNotFoundError
+from ledger.errors import (
+    ConcurrentWriteError,
+    DuplicateTaskError,
+    IllegalTransitionError,
+    LeaseMismatchError,
+    TaskNotFoundError,
+    VersionMismatchError,
+)
 from ledger.state import TaskState
 from projections.queries import TaskFilter
 
@@ -39,8 +46,12 @@ def poll_intervals() -> Iterator[float]:
     while True:
         yield interval
         interval = min(POLL_INTERVAL_MAX, interval * 2)
+
+
 LIST_PAGE = 500
 DONE = (*st.TERMINAL, st.FAILED)
+MAX_ATTEMPTS = 8  # merges of one update onto a task that concurrent requests keep changing
+VERBS = {"CANCELED": "canceled", "ABORTED": "aborted"}
 
 
 class OpenLooKengTasks:
@@ -87,45 +98,77 @@ class OpenLooKengTasks:
         raise AssertionError("poll_intervals never ends")
 
     # ----------------------------------------------------------------- writes
-    def upsert(self, tid: str, update: dict[str, Any], who: Caller) -> dict[str, Any]:
-        """Creates the task on its first update; later updates replace its input (none once it is done)."""
-        state = self._state(tid)
-        if state is None:
-            try:
-                return self._written(self.deps.ledger.create_task(CreateTask(
-                    NAMESPACE, name=tid, type=TASK_TYPE, input=update, external_id=tid), who))
-            except DuplicateTaskError:
-                state = self._require_state(tid)  # created by a concurrent request meanwhile
-        if state.state in DONE or state.input == update:
-            return state.to_dict()
-        return self._written(self.deps.ledger.update_task(UpdateTask(UUID(state.id), {"input": update}), who))
+    def upsert(self, tid: str, update: dict[str, Any], who: Caller) -> Written | TaskState:
+        """Creates the task on its first update; later ones merge into its input (`updates.merge`). A done
+        task, or an update that changes nothing, records nothing; a refused body creates nothing."""
+        updates.check(update)
+        for _ in range(MAX_ATTEMPTS):
+            state = self._state(tid)
+            if state is None:
+                created = self._create(tid, updates.merge(None, update), who)
+                if created is not None:
+                    return created
+                continue  # created by a concurrent request meanwhile: merge into that one
+            if state.state in DONE:
+                return state  # as the real server ignores updates of done tasks
+            merged = updates.merge(state.input, update)
+            if merged == state.input:
+                return state
+            written = self._update(state, merged, who)
+            if written is not None:
+                return written
+        raise refuse(409, f"Task {tid} was changed by other requests while this update was merged; retry.")
 
-    def end(self, tid: str, target: str, who: Caller) -> dict[str, Any]:
-        """Moves the task to a done state; a task already done is answered unchanged."""
+    def _create(self, tid: str, update: dict[str, Any], who: Caller) -> Written | None:
+        try:
+            return self.deps.ledger.create_task(CreateTask(
+                NAMESPACE, name=tid, type=TASK_TYPE, input=update, external_id=tid), who)
+        except DuplicateTaskError:
+            return None
+
+    def _update(self, state: TaskState, merged: dict[str, Any], who: Caller) -> Written | None:
+        """The merged input written if the task is still the version it was merged onto; else None (merge
+        again: another update, or an end, came in between)."""
+        try:
+            return self.deps.ledger.update_task(
+                UpdateTask(UUID(state.id), {"input": merged}, expected_version=state.version), who)
+        except (VersionMismatchError, ConcurrentWriteError, IllegalTransitionError):
+            return None
+
+    def end(self, tid: str, target: str, who: Caller) -> Written | TaskState:
+        """Moves the task to a done state; a task already done is answered unchanged. A move the ledger
+        refuses is a 409 said in openLooKeng's terms."""
         state = self._require_state(tid)
         if state.state in DONE:
-            return state.to_dict()
+            return state
+        try:
+            return self._end(state, target, who)
+        except IllegalTransitionError:
+            now = self._require_state(tid)
+            if now.state in DONE:
+                return now  # it ended meanwhile: answered like any done task
+            raise refuse(409, refused_end(tid, now.state, target)) from None
+        except LeaseMismatchError:
+            raise refuse(409, f"Task {tid} was taken over by another worker while this request ran; "
+                              "retry.") from None
+
+    def _end(self, state: TaskState, target: str, who: Caller) -> Written:
         ledger, uuid = self.deps.ledger, UUID(state.id)
         if target == "CANCELED":
-            written = ledger.cancel_task(CancelTask(uuid, "DELETE /v1/task?targetState=CANCELED"), who)
-        elif target == "ABORTED":
-            written = ledger.abort_task(AbortTask(uuid, "DELETE /v1/task?targetState=ABORTED"), who)
-        elif target == "FINISHED":
-            written = ledger.complete_task(CompleteTask(uuid, state.lease_epoch), who)
-        else:
-            written = ledger.fail_task(FailTask(uuid, state.lease_epoch, "failed through DELETE /v1/task "
-                                                "(targetState=FAILED)", retry=False), who)
-        return self._written(written)
+            return ledger.cancel_task(CancelTask(uuid, "DELETE /v1/task?targetState=CANCELED"), who)
+        if target == "ABORTED":
+            return ledger.abort_task(AbortTask(uuid, "DELETE /v1/task?targetState=ABORTED"), who)
+        if target == "FINISHED":
+            return ledger.complete_task(CompleteTask(uuid, state.lease_epoch), who)
+        return ledger.fail_task(FailTask(uuid, state.lease_epoch, "failed through DELETE /v1/task "
+                                         "(targetState=FAILED)", retry=False), who)
 
-    def close_buffer(self, tid: str, buffer: str, who: Caller) -> None:
+    def close_buffer(self, tid: str, buffer: str, who: Caller) -> Written | None:
+        """Closes the buffer (None when it was closed already)."""
         state = self._require_state(tid)
         if state.buffers.get(buffer, {}).get("closed"):
-            return
-        wait_own_write(self.deps, self.deps.ledger.close_output(CloseOutput(UUID(state.id), buffer), who).position)
-
-    def _written(self, written: Written) -> dict[str, Any]:
-        wait_own_write(self.deps, written.position)
-        return written_doc(written)
+            return None
+        return self.deps.ledger.close_output(CloseOutput(UUID(state.id), buffer), who)
 
     def _require_state(self, tid: str) -> TaskState:
         state = self._state(tid)
@@ -161,3 +204,13 @@ def _is_uuid(text: str) -> bool:
         return str(UUID(text)) == text.lower()
     except ValueError:
         return False
+
+
+def refused_end(tid: str, state: str, target: str) -> str:
+    """Why a task cannot be moved to `target` now, in openLooKeng's states (never the ledger's)."""
+    if target in VERBS:
+        return f"Task {tid} is {STATES[state]}; it cannot be {VERBS[target]} now."
+    if state == st.CANCELLING:
+        return (f"Task {tid} is being canceled (it shows RUNNING until its worker confirms); "
+                f"it can no longer be moved to {target}.")
+    return f"Task {tid} is {STATES[state]}; only a RUNNING task can be moved to {target}."

@@ -12,6 +12,9 @@ from api.facades.openlookeng import wire
 from api.facades.openlookeng.store import OpenLooKengTasks
 from api.facades.openlookeng.taskinfo import DONE_STATES, task_info, task_status
 from api.facades.openlookeng.wire import WIRE, refuse
+from api.representations import written_doc
+from ledger.commands import Written
+from ledger.state import TaskState
 
 # Done states the ledger can reach on request; the snapshot states of 1.10 have no ledger counterpart.
 TARGETS = ("CANCELED", "ABORTED", "FINISHED", "FAILED")
@@ -27,6 +30,13 @@ class OpenLooKengResource(FacadeResource):
     def __init__(self, deps: FacadeDeps, tasks: OpenLooKengTasks) -> None:
         super().__init__(deps)
         self.tasks = tasks
+
+    def answered(self, resp: falcon.Response, outcome: Written | TaskState) -> dict[str, Any]:
+        """The task after a write (once the projections show it, named in `Ledger-Position`), or as it was."""
+        if isinstance(outcome, TaskState):
+            return outcome.to_dict()
+        self.written(resp, outcome)
+        return written_doc(outcome)
 
 
 class TaskList(OpenLooKengResource):
@@ -49,7 +59,7 @@ class TaskItem(OpenLooKengResource):
     def on_post(self, req: falcon.Request, resp: falcon.Response, task_id: str) -> None:
         who = self.control(req, "change tasks")
         tid = wire.check_task_id(task_id)
-        doc = self.tasks.upsert(tid, wire.read_update(req), self.caller(req, who))
+        doc = self.answered(resp, self.tasks.upsert(tid, wire.read_update(req), self.caller(req, who)))
         resp.media = task_info(doc, wire.base_url(req), self.deps.clock())
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, task_id: str) -> None:
@@ -58,7 +68,7 @@ class TaskItem(OpenLooKengResource):
         target = _target_state(req)
         if target in LEASE_TARGETS and who.role not in LEASE_TARGETS[target]:
             raise refuse(403, f"Role {who.role!r} may not move a task to {target}; allowed roles: admin, worker.")
-        doc = self.tasks.end(tid, target, self.caller(req, who))
+        doc = self.answered(resp, self.tasks.end(tid, target, self.caller(req, who)))
         resp.media = task_info(doc, wire.base_url(req), self.deps.clock())
 
 
