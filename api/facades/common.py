@@ -274,7 +274,3 @@ class Errors:
         log.error("unexpected error answering %s %s", req.method, req.path, exc_info=error)
         return wire.internal(req)
 
-
-def wait_own_write(deps: FacadeDeps, position: int) -> None:
-    """Facade writes answer only once the projections show them, so a create-then-read sees its task."""
-    deps.view.wait_for(position, deps.min_position_wait)
