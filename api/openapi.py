@@ -22,7 +22,7 @@ from api.parsing import IDEMPOTENCY_KEY, IF_MATCH, MAX_BODY, MAX_DEPTH, MIN_POSI
 from api.representations import ProblemSchema
 from api.resources.actions import BUFFER_NAME
 from api.routes import Operation, Route
-from api.rules import Between, Printable, Size
+from api.rules import Between, Pattern, Printable, Size
 from api.schemas import AsOf
 from ledger.state import MAX_JSON_DEPTH
 
@@ -140,7 +140,7 @@ def request_rules(self: Any, field: mf.Field, ret: dict[str, Any], **kwargs: Any
             keywords.update(_between(rule))
         elif isinstance(rule, Size):
             keywords.update(_size(rule, types))
-        elif isinstance(rule, Printable):
+        elif isinstance(rule, (Printable, Pattern)):
             keywords["pattern"] = rule.pattern
     if isinstance(field, af.Str) and "pattern" not in keywords and "enum" not in ret:
         keywords.update(STORABLE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sized
 from typing import Any
 
@@ -75,6 +76,19 @@ class Printable:
             raise ValidationError("must not contain control characters")
         if any(ch in value for ch in self.forbidden):
             raise ValidationError(f"must not contain {' or '.join(repr(ch) for ch in self.forbidden)}")
+        return value
+
+
+class Pattern:
+    """Text matching a regular expression that Python and JSON Schema (ECMA-262) read alike."""
+
+    def __init__(self, pattern: str, rule: str) -> None:
+        self.pattern, self.rule = pattern, rule
+        self.compiled = re.compile(pattern)
+
+    def __call__(self, value: str) -> str:
+        if not self.compiled.search(value):
+            raise ValidationError(self.rule)
         return value
 
 

@@ -10,7 +10,7 @@ from marshmallow import ValidationError, fields, pre_load, validates_schema
 from api.fields import (
     Array, BodySchema, Bool, Int, JsonValue, Number, Object, QueryBool, QueryInt, QuerySchema, QueryTime, Str,
 )
-from api.rules import Between, OneOf, Printable, Size
+from api.rules import Between, OneOf, Pattern, Printable, Size
 from ledger.schedule import CATCH_UP, MAX_CRON, MAX_TIMEZONE, OVERLAP
 from ledger.state import STATES, STEP_STATUSES
 
@@ -167,6 +167,10 @@ class CreateTokenSchema(BodySchema):
         "description": "Seconds the token stays valid (at most 10 years); without it, until revoked"})
 
 
+# `label=key:value` (that value) or `label=key` (any value); the key is what comes before the first colon.
+LABEL_SELECTOR = r"^[^:\u0000]+(?::[^\u0000]*)?$"
+
+
 class ListTasksQuery(QuerySchema):
     state = Array(Str(validate=OneOf(STATES)))
     namespace = Str()
@@ -174,7 +178,13 @@ class ListTasksQuery(QuerySchema):
     facade = Str()
     type = Str()
     name_prefix = Str()
+    name_contains = Str(validate=Size(1, 200), metadata={"description": "A substring of the name, in any case"})
     worker = Str()
+    submitter = Str()
+    label = Array(Str(validate=[Size(1, 500), Pattern(LABEL_SELECTOR, "must be key or key:value (a key of 1 or "
+                                                                     "more characters, no colon in it)")]),
+                  metadata={"description": "Repeatable, all must match: `key:value` or `key` (present)"})
+    error_contains = Str(validate=Size(1, 200), metadata={"description": "A substring of the error, in any case"})
     created_after = QueryTime()
     created_before = QueryTime()
     updated_after = QueryTime()
@@ -185,10 +195,12 @@ class ListTasksQuery(QuerySchema):
 
     @pre_load
     def _split_states(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        """`state=A,B` and `state=A&state=B` mean the same."""
+        """`state=A,B` and `state=A&state=B` mean the same; `label` is repeatable only."""
         if "state" in data:
             given = data["state"] if isinstance(data["state"], list) else [data["state"]]
             data = {**data, "state": [s.strip() for value in given for s in value.split(",")]}
+        if "label" in data and not isinstance(data["label"], list):
+            data = {**data, "label": [data["label"]]}  # one label given once (a value may hold commas)
         return data
 
 

@@ -67,7 +67,10 @@ class TaskFilter:
     updated_after: datetime | None = None
     updated_before: datetime | None = None
     submitter: str | None = None
-    labels: tuple[tuple[str, str], ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()  # each key with that value
+    label_keys: tuple[str, ...] = ()  # each key present, any value
+    name_contains: str | None = None  # in any case
+    error_contains: str | None = None  # in any case
     # Tasks matching this other filter are listed too (an OR of the two).
     also: TaskFilter | None = None
 
@@ -306,6 +309,11 @@ def _conditions(flt: TaskFilter) -> tuple[sql.Composable, list[Any]]:
             add(f"{column} LIKE %s", _like_prefix(prefix))
     for key, value in flt.labels:
         add("doc -> 'labels' ->> %s = %s", key, value)
+    for key in flt.label_keys:
+        add("doc -> 'labels' ->> %s IS NOT NULL", key)
+    for expression, text in (("name", flt.name_contains), ("doc ->> 'error'", flt.error_contains)):
+        if text is not None:
+            add(f"{expression} ILIKE %s", f"%{_like_escaped(text)}%")
     for column, op, moment in (("created_at", ">=", flt.created_after), ("created_at", "<", flt.created_before),
                                ("updated_at", ">=", flt.updated_after), ("updated_at", "<", flt.updated_before)):
         if moment is not None:
@@ -313,8 +321,12 @@ def _conditions(flt: TaskFilter) -> tuple[sql.Composable, list[Any]]:
     return sql.SQL(" AND ").join(clauses), params
 
 
+def _like_escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def _like_prefix(prefix: str) -> str:
-    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return _like_escaped(prefix) + "%"
 
 
 def _encode_cursor(sort: str, value: str, last_id: UUID) -> str:

@@ -16,8 +16,8 @@ from ledger.commands import CreateTask, DropTask, UpdateTask
 from ledger.errors import TaskDroppedError, TaskNotFoundError
 from projections.queries import TaskFilter, TaskView
 
-FILTERS = ("namespace", "namespace_prefix", "facade", "type", "name_prefix", "worker",
-           "created_after", "created_before", "updated_after", "updated_before")
+FILTERS = ("namespace", "namespace_prefix", "facade", "type", "name_prefix", "name_contains", "worker", "submitter",
+           "error_contains", "created_after", "created_before", "updated_after", "updated_before")
 DEFAULT_LIMIT = 50
 
 
@@ -47,7 +47,11 @@ class TaskCollection:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         query = req.context.query
         sort = query.get("sort", "created_at")
-        flt = TaskFilter(states=tuple(query.get("state", ())), **{k: query[k] for k in FILTERS if k in query})
+        selectors = [label.partition(":") for label in query.get("label", ())]
+        flt = TaskFilter(states=tuple(query.get("state", ())),
+                         labels=tuple((key, value) for key, colon, value in selectors if colon),
+                         label_keys=tuple(key for key, colon, _ in selectors if not colon),
+                         **{k: query[k] for k in FILTERS if k in query})
         page = self.view.list(flt, sort.lstrip("-"), sort.startswith("-"), query.get("cursor"),
                               query.get("limit", DEFAULT_LIMIT))
         resp.media = {"items": [task_doc(d) for d in page.items], "total": page.total,

@@ -107,3 +107,47 @@ def test_a_cursor_from_another_sort_order_is_refused(api: Api, namespace: str) -
     cursor = api.get("/tasks", params={"namespace": namespace, "limit": 1}).json["next_cursor"]
     assert_problem(api.get("/tasks", params={"namespace": namespace, "sort": "name", "cursor": cursor}), 400,
                    "invalid-cursor", "cursor")
+
+
+def _names(api: Api, params: dict[str, Any]) -> list[str]:
+    page = api.get("/tasks", params=params)
+    assert page.status_code == 200, page.json
+    return sorted(t["name"] for t in page.json["items"])
+
+
+def test_labels_select_by_value_and_by_presence_and_all_must_match(api: Api, namespace: str) -> None:
+    api.create(namespace, name="eu-prod", labels={"region": "eu", "env": "prod"})
+    api.create(namespace, name="eu-dev", labels={"region": "eu", "env": "dev"})
+    api.create(namespace, name="us", labels={"region": "us:east"})
+    api.create(namespace, name="bare")
+    assert _names(api, {"namespace": namespace, "label": "region:eu"}) == ["eu-dev", "eu-prod"]
+    assert _names(api, {"namespace": namespace, "label": ["region:eu", "env:prod"]}) == ["eu-prod"]
+    assert _names(api, {"namespace": namespace, "label": "env"}) == ["eu-dev", "eu-prod"]
+    assert _names(api, {"namespace": namespace, "label": "region:us:east"}) == ["us"]  # the key ends at the 1st colon
+    assert _names(api, {"namespace": namespace, "label": "region:EU"}) == []  # values match exactly
+    page = api.get("/tasks", params={"namespace": namespace, "label": "region", "limit": 2})
+    assert page.json["total"] == 3
+
+
+def test_name_and_error_substrings_match_in_any_case_and_wildcards_are_literal(api: Api, namespace: str) -> None:
+    failed, epoch = api.running(namespace, name="loader")  # claimed: the oldest queued task of the namespace
+    api.create(namespace, name="Nightly_Export 100%")
+    api.create(namespace, name="nightlyXexport")
+    api.post(f"/tasks/{failed}/fail", {"lease_epoch": epoch, "error": "Disk FULL on /data", "retry": False},
+             role="worker")
+    assert _names(api, {"namespace": namespace, "name_contains": "nightly_"}) == ["Nightly_Export 100%"]
+    assert _names(api, {"namespace": namespace, "name_contains": "0%"}) == ["Nightly_Export 100%"]
+    assert _names(api, {"namespace": namespace, "name_contains": "EXPORT"}) == ["Nightly_Export 100%",
+                                                                               "nightlyXexport"]
+    assert _names(api, {"namespace": namespace, "error_contains": "disk full"}) == ["loader"]
+    assert _names(api, {"namespace": namespace, "submitter": "nobody-by-that-name"}) == []
+    submitter = api.get("/tasks", params={"namespace": namespace, "limit": 1}).json["items"][0]["submitter"]
+    assert len(_names(api, {"namespace": namespace, "submitter": submitter})) == 3
+
+
+def test_a_malformed_search_is_a_400_naming_the_parameter(api: Api, namespace: str) -> None:
+    for params, field in (({"label": ":value"}, "label"), ({"label": ""}, "label"),
+                          ({"name_contains": ""}, "name_contains"), ({"error_contains": "x" * 201}, "error_contains")):
+        result = api.get("/tasks", params={"namespace": namespace, **params})
+        assert_problem(result, 400)
+        assert field in result.text, result.text
