@@ -80,6 +80,7 @@ class TaskPage:
     items: Rows
     total: int
     next_cursor: str | None
+    total_is_estimate: bool = False  # the planner's estimate: more than the exact-count bound matched
 
 
 class TaskView(Protocol):
@@ -92,7 +93,8 @@ class TaskView(Protocol):
     def output_pages(self, task_id: UUID, buffer: str, from_sequence: int, max_bytes: int) -> Rows: ...
 
     def list(self, flt: TaskFilter, sort: str = "created_at", descending: bool = False,
-             cursor: str | None = None, limit: int = 50, offset: int = 0) -> TaskPage: ...
+             cursor: str | None = None, limit: int = 50, offset: int = 0,
+             exact_up_to: int | None = None) -> TaskPage: ...
 
     def claim_candidates(self, namespace: str | None, type: str | None, limit: int) -> Ids: ...
 
@@ -165,11 +167,14 @@ class PostgresTaskView:
         return taken
 
     def list(self, flt: TaskFilter, sort: str = "created_at", descending: bool = False,
-             cursor: str | None = None, limit: int = 50, offset: int = 0) -> TaskPage:
+             cursor: str | None = None, limit: int = 50, offset: int = 0,
+             exact_up_to: int | None = None) -> TaskPage:
+        """A page of matching tasks and their total: exact (counted), or, with `exact_up_to`, exact up to that
+        many and the planner's estimate beyond (a count of a large result costs what the result is large)."""
         if sort not in SORTABLE:
             raise ValueError(f"sort must be one of {', '.join(SORTABLE)}")
         where, params = _where(flt)
-        total = self._all(sql.SQL("SELECT count(*) AS n FROM tasks WHERE {}").format(where), params)[0]["n"]
+        total, estimated = self._total(where, params, exact_up_to)
         order = sql.SQL("DESC") if descending else sql.SQL("ASC")
         column = sql.Identifier(sort)
         page_where = where
@@ -186,7 +191,18 @@ class PostgresTaskView:
         more = len(rows) > limit
         rows = rows[:limit]
         next_cursor = _encode_cursor(sort, rows[-1]["sort_value"], rows[-1]["id"]) if more and rows else None
-        return TaskPage([r["doc"] for r in rows], total, next_cursor)
+        return TaskPage([r["doc"] for r in rows], total, next_cursor, estimated)
+
+    def _total(self, where: sql.Composable, params: Any, exact_up_to: int | None) -> tuple[int, bool]:
+        if exact_up_to is None:
+            return self._all(sql.SQL("SELECT count(*) AS n FROM tasks WHERE {}").format(where), params)[0]["n"], False
+        bounded = sql.SQL("SELECT count(*) AS n FROM (SELECT 1 FROM tasks WHERE {} LIMIT %s) AS matched").format(where)
+        counted = int(self._all(bounded, [*params, exact_up_to + 1])[0]["n"])
+        if counted <= exact_up_to:
+            return counted, False
+        plan = self._all(sql.SQL("EXPLAIN (FORMAT JSON) SELECT 1 FROM tasks WHERE {}").format(where), params)
+        estimate = int(_plan_of(plan[0])[0]["Plan"]["Plan Rows"])
+        return max(estimate, counted), True  # never fewer than the rows already seen
 
     def claim_candidates(self, namespace: str | None, type: str | None, limit: int) -> Ids:
         """Queued tasks a worker may take, oldest first; a recurring task only while a triggered run waits."""
@@ -319,6 +335,11 @@ def _conditions(flt: TaskFilter) -> tuple[sql.Composable, list[Any]]:
         if moment is not None:
             add(f"{column} {op} %s", moment)
     return sql.SQL(" AND ").join(clauses), params
+
+
+def _plan_of(row: dict[str, Any]) -> Any:
+    value = next(iter(row.values()))
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def _like_escaped(text: str) -> str:

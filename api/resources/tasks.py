@@ -19,6 +19,8 @@ from projections.queries import TaskFilter, TaskView
 FILTERS = ("namespace", "namespace_prefix", "facade", "type", "name_prefix", "name_contains", "worker", "submitter",
            "error_contains", "created_after", "created_before", "updated_after", "updated_before")
 DEFAULT_LIMIT = 50
+# `total` is counted up to this many matches; beyond, it is the planner's estimate (`total_is_estimate`).
+EXACT_TOTAL = 10_000
 
 
 def task_path(base: str, task_id: UUID | str) -> str:
@@ -53,9 +55,9 @@ class TaskCollection:
                          label_keys=tuple(key for key, colon, _ in selectors if not colon),
                          **{k: query[k] for k in FILTERS if k in query})
         page = self.view.list(flt, sort.lstrip("-"), sort.startswith("-"), query.get("cursor"),
-                              query.get("limit", DEFAULT_LIMIT))
+                              query.get("limit", DEFAULT_LIMIT), exact_up_to=EXACT_TOTAL)
         resp.media = {"items": [task_doc(d) for d in page.items], "total": page.total,
-                      "next_cursor": page.next_cursor}
+                      "total_is_estimate": page.total_is_estimate, "next_cursor": page.next_cursor}
         if page.next_cursor is not None:
             resp.append_header("Link", f'<{_next_page(req, page.next_cursor)}>; rel="next"')
 

@@ -64,3 +64,20 @@ def test_a_zero_limit_answers_an_empty_page_with_the_total(
     page = queries.list(TaskFilter(namespace=namespace), limit=0)
 
     assert (page.items, page.total, page.next_cursor) == ([], 1, None)
+
+
+def test_a_total_past_the_exact_bound_is_the_planners_estimate_and_says_so(
+        ledger_app: TaskLedger, queries: PostgresTaskView, projections_running: object, namespace: str) -> None:
+    from projections.queries import TaskFilter
+
+    written = [ledger_app.create_task(c.CreateTask(namespace, f"t{i}"), WHO) for i in range(5)]
+    assert queries.wait_for(written[-1].position, 10)
+    flt = TaskFilter(namespace=namespace)
+
+    exact = queries.list(flt, limit=2, exact_up_to=5)
+    estimated = queries.list(flt, limit=2, exact_up_to=3)
+
+    assert (exact.total, exact.total_is_estimate, len(exact.items)) == (5, False, 2)
+    assert estimated.total_is_estimate and estimated.total >= 4  # never fewer than the rows it counted
+    assert [d["id"] for d in estimated.items] == [d["id"] for d in exact.items]
+    assert queries.list(flt).total_is_estimate is False  # without a bound the count is exact
