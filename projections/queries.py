@@ -94,7 +94,7 @@ class TaskView(Protocol):
 
     def list(self, flt: TaskFilter, sort: str = "created_at", descending: bool = False,
              cursor: str | None = None, limit: int = 50, offset: int = 0,
-             exact_up_to: int | None = None) -> TaskPage: ...
+             exact_up_to: int | None = None, count: bool = True) -> TaskPage: ...
 
     def claim_candidates(self, namespace: str | None, type: str | None, limit: int) -> Ids: ...
 
@@ -168,13 +168,14 @@ class PostgresTaskView:
 
     def list(self, flt: TaskFilter, sort: str = "created_at", descending: bool = False,
              cursor: str | None = None, limit: int = 50, offset: int = 0,
-             exact_up_to: int | None = None) -> TaskPage:
+             exact_up_to: int | None = None, count: bool = True) -> TaskPage:
         """A page of matching tasks and their total: exact (counted), or, with `exact_up_to`, exact up to that
-        many and the planner's estimate beyond (a count of a large result costs what the result is large)."""
+        many and the planner's estimate beyond (a count of a large result costs what the result is large).
+        Without `count` nothing is counted (a reader walking every page needs no total): `total` is 0."""
         if sort not in SORTABLE:
             raise ValueError(f"sort must be one of {', '.join(SORTABLE)}")
         where, params = _where(flt)
-        total, estimated = self._total(where, params, exact_up_to)
+        total, estimated = self._total(where, params, exact_up_to) if count else (0, False)
         order = sql.SQL("DESC") if descending else sql.SQL("ASC")
         column = sql.Identifier(sort)
         page_where = where

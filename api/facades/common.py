@@ -199,7 +199,7 @@ def scan(view: TaskView, flt: TaskFilter, *, sort: str = "created_at", descendin
     docs: list[dict[str, Any]] = []
     while limit is None or len(docs) < limit:
         want = SCAN_CHUNK if limit is None else min(SCAN_CHUNK, limit - len(docs))
-        page = view.list(flt, sort=sort, descending=descending, cursor=cursor, limit=want)
+        page = view.list(flt, sort=sort, descending=descending, cursor=cursor, limit=want, count=False)
         docs += page.items
         cursor = page.next_cursor
         if cursor is None:

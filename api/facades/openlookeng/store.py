@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from uuid import UUID
 
-from api.facades.common import FacadeDeps
+from api.facades.common import FacadeDeps, scan
 from api.facades.longpoll import LongPolls
 from api.facades.openlookeng import updates
 from api.facades.openlookeng.taskinfo import NAMESPACE, PREFIX, STATES, TASK_TYPE, task_id, wire_state
@@ -48,7 +48,6 @@ def poll_intervals() -> Iterator[float]:
         interval = min(POLL_INTERVAL_MAX, interval * 2)
 
 
-LIST_PAGE = 500
 DONE = (*st.TERMINAL, st.FAILED)
 MAX_ATTEMPTS = 8  # merges of one update onto a task that concurrent requests keep changing
 VERBS = {"CANCELED": "canceled", "ABORTED": "aborted"}
@@ -64,14 +63,7 @@ class OpenLooKengTasks:
     # ------------------------------------------------------------------ reads
     def all(self) -> list[dict[str, Any]]:
         """Every current task of every openLooKeng namespace, oldest first."""
-        docs: list[dict[str, Any]] = []
-        cursor = None
-        while True:
-            page = self.deps.view.list(TaskFilter(namespace_prefix=PREFIX), cursor=cursor, limit=LIST_PAGE)
-            docs += page.items
-            if page.next_cursor is None:
-                return docs
-            cursor = page.next_cursor
+        return scan(self.deps.view, TaskFilter(namespace_prefix=PREFIX))[0]
 
     def require(self, tid: str) -> dict[str, Any]:
         """The view document of a task: its openLooKeng id in `openlookeng:default`, else its ledger id."""
