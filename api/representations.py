@@ -83,6 +83,35 @@ class TaskPageSchema(Schema):
     next_cursor = fields.String(allow_none=True)
 
 
+class SkippedTaskSchema(Schema):
+    task_id = fields.String()
+    state = fields.String(allow_none=True)
+    reason = fields.String()
+
+
+class BulkResultSchema(Schema):
+    """A bulk action's answer: a dry run's count, or one part of a run (`done`, else go on with `cursor`)."""
+
+    bulk_id = fields.String(metadata={"description": "The request id every event of the run carries"})
+    action = fields.String()
+    dry_run = fields.Boolean()
+    done = fields.Boolean()
+    cursor = fields.String(allow_none=True, metadata={"description": "Send it back (same query string) to go on"})
+    matched = fields.Integer(metadata={"description": "Tasks in the selection (fixed when the run started)"})
+    matched_is_lower_bound = fields.Boolean(metadata={"description": "Dry run: more than 1 000 000 match"})
+    by_state = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={"description": "Dry run"})
+    would_act = fields.Integer(metadata={"description": "Dry run: tasks whose state accepts the action"})
+    would_skip = fields.Integer(metadata={"description": "Dry run: tasks whose state refuses it"})
+    max = fields.Integer()
+    within_max = fields.Boolean(metadata={"description": "Dry run: whether a run with this `max` may start"})
+    items = fields.List(fields.Nested(TaskSchema), metadata={"description": "Dry run: the first 50 it would act on"})
+    acted = fields.Integer(metadata={"description": "Tasks changed so far, over every part"})
+    skipped = fields.Integer(metadata={"description": "Tasks left alone so far: their state refused the action"})
+    part = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={"description": "This part's counts"})
+    skipped_items = fields.List(fields.Nested(SkippedTaskSchema),
+                                metadata={"description": "Up to 50 tasks this part left alone, and why"})
+
+
 class WriteReceiptSchema(Schema):
     """What every task action answers: the new version and the log position of the write."""
 

@@ -16,7 +16,7 @@ from api import representations as r
 from api import schemas as s
 from api.auth import ADMIN, CONTROL, READ, TOKEN_USERS, WORK, Authenticator
 from api.metrics import MetricsEndpoint
-from api.resources import accounts, actions, history, ops, tasks, workers
+from api.resources import accounts, actions, bulk, history, ops, tasks, workers
 from ledger.application import TaskLedger
 from projections.queries import TaskView
 
@@ -70,6 +70,19 @@ def _action_route(action: actions.Action) -> Route:
                   response=r.WriteReceiptSchema, writes=True, tag="actions"),))
 
 
+BULK_SUMMARIES = {"pause": "Pause", "resume": "Resume", "cancel": "Cancel", "abort": "Abort", "drop": "Drop"}
+
+
+def _bulk_route(action: str) -> Route:
+    body = {"resume": s.BulkSchema, "drop": s.BulkDropSchema}.get(action, s.BulkReasonSchema)
+    return Route(f"{BASE}/bulk/{action}", lambda d: bulk.BulkAction(d.ledger, d.view, action), (
+        Operation("POST", f"{action}Tasks", f"{BULK_SUMMARIES[action]} every task the filter selects "
+                  "(or count them: dry_run)", CONTROL, body=body, query=s.TaskFilterQuery,
+                  response=r.BulkResultSchema, reads_view=True, writes=True, headers=("Ledger-Min-Position",),
+                  also=((422, "More tasks match than `max` (`bulk-over-max`); nothing was written"),),
+                  tag="bulk"),))
+
+
 def _ops_routes(base: str, suffix: str) -> tuple[Route, ...]:
     return (
         Route(base + "/healthz", lambda d: ops.Health(d.clock), (
@@ -100,6 +113,7 @@ ROUTES: tuple[Route, ...] = (
         Operation("DELETE", "dropTask", "Drop a task", CONTROL, query=s.DropQuery, status=204, writes=True),
     )),
     *(_action_route(a) for a in actions.ACTIONS),
+    *(_bulk_route(a) for a in BULK_SUMMARIES),
     Route(TASK + "/steps/{index:int(min=0)}", lambda d: actions.TaskStep(d.ledger), (
         Operation("POST", "updateStep", "Update a step of a running task", WORK, body=s.StepUpdateSchema,
                   response=r.WriteReceiptSchema, writes=True, tag="actions"),)),

@@ -171,7 +171,9 @@ class CreateTokenSchema(BodySchema):
 LABEL_SELECTOR = r"^[^:\u0000]+(?::[^\u0000]*)?$"
 
 
-class ListTasksQuery(QuerySchema):
+class TaskFilterQuery(QuerySchema):
+    """Which tasks: the filter of `GET /tasks`, also the selection of a bulk action."""
+
     state = Array(Str(validate=OneOf(STATES)))
     namespace = Str()
     namespace_prefix = Str()
@@ -189,9 +191,6 @@ class ListTasksQuery(QuerySchema):
     created_before = QueryTime()
     updated_after = QueryTime()
     updated_before = QueryTime()
-    sort = Str(validate=OneOf(tuple(f"{p}{s}" for s in SORTS for p in ("", "-"))))
-    limit = QueryInt(validate=Between(1, 500))
-    cursor = Str(validate=Size(1, 2000))
 
     @pre_load
     def _split_states(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
@@ -202,6 +201,34 @@ class ListTasksQuery(QuerySchema):
         if "label" in data and not isinstance(data["label"], list):
             data = {**data, "label": [data["label"]]}  # one label given once (a value may hold commas)
         return data
+
+
+class ListTasksQuery(TaskFilterQuery):
+    sort = Str(validate=OneOf(tuple(f"{p}{s}" for s in SORTS for p in ("", "-"))))
+    limit = QueryInt(validate=Between(1, 500))
+    cursor = Str(validate=Size(1, 2000))
+
+
+# A bulk action's selection may hold at most this many tasks; `max` (default DEFAULT_BULK_MAX) must cover it.
+MAX_BULK = 1_000_000
+DEFAULT_BULK_MAX = 1_000
+
+
+class BulkSchema(BodySchema):
+    dry_run = Bool(metadata={"description": "Count and show the selection; write nothing"})
+    max = Int(validate=Between(1, MAX_BULK), metadata={
+        "description": f"The most tasks the selection may hold (default {DEFAULT_BULK_MAX}); a larger one is "
+                       "refused before anything is written"})
+    cursor = Str(validate=Size(1, 4000), metadata={
+        "description": "The `cursor` of the previous answer: go on with that bulk action (same query string)"})
+
+
+class BulkReasonSchema(BulkSchema):
+    reason = Str(validate=Size(0, 2000))
+
+
+class BulkDropSchema(BulkSchema):
+    force = Bool(metadata={"description": "Drop tasks that have not ended too"})
 
 
 class AsOf(fields.Field):

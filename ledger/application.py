@@ -159,6 +159,21 @@ class TaskLedger(StreamApplication):
     def drop_task(self, cmd: c.DropTask, caller: c.Caller) -> c.Written:
         return self._act(cmd.task_id, lambda t: t.drop(self._meta(caller), cmd.force))
 
+    def act_on_many(self, cmd: c.BulkAction, caller: c.Caller) -> list[c.Written | LedgerError]:
+        """An operator's action on many tasks in one transaction (one event each, each in its own stream);
+        a task whose state refuses it answers its refusal alone, a conflict is run again alone."""
+        meta = self._meta(caller)
+        perform: Callable[[Task], Any] = {
+            "pause": lambda t: t.pause(meta, cmd.reason),
+            "resume": lambda t: t.resume(meta),
+            "cancel": lambda t: t.cancel(meta, cmd.reason, again=False),
+            "abort": lambda t: t.abort(meta, cmd.reason),
+            "drop": lambda t: t.drop(meta, cmd.force),
+        }[cmd.action]
+        done = self.act_many([(task_id, perform) for task_id in cmd.task_ids], missing=TaskNotFoundError)
+        return [d if isinstance(d, LedgerError) else self._written(d, with_state=False, positions={})
+                for d in done]
+
     def record_occurrences(self, cmd: c.RecordOccurrences, caller: c.Caller) -> c.Written:
         """Records the task's due occurrences; several schedulers may race, each occurrence is recorded once."""
         def act(task: Task) -> None:

@@ -142,6 +142,23 @@ class DropTask:
     force: bool = False
 
 
+BULK_ACTIONS = ("pause", "resume", "cancel", "abort", "drop")
+
+
+@dataclass(frozen=True)
+class BulkAction:
+    """One operator action on many tasks: `reason` for pause, cancel and abort; `force` for drop."""
+
+    action: str
+    task_ids: tuple[UUID, ...]
+    reason: str | None = None
+    force: bool = False
+
+    def __post_init__(self) -> None:
+        if self.action not in BULK_ACTIONS:
+            raise ValueError(f"action must be one of {', '.join(BULK_ACTIONS)}")
+
+
 @dataclass(frozen=True)
 class Written:
     """What a write produced: the task's new version and the event-log position of the write."""

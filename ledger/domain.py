@@ -470,22 +470,23 @@ class Task(Aggregate):
         self._record(self.OutputClosed, meta, buffer=buffer)
 
     def pause(self, meta: Meta, reason: str | None = None) -> None:
-        self._require("pause", (st.QUEUED, st.RUNNING))
+        self._require("pause", st.ACCEPTS["pause"])
         self._record(self.Paused, meta, reason=reason)
 
     def resume(self, meta: Meta) -> None:
-        self._require("resume", (st.PAUSED, st.FAILED))
+        self._require("resume", st.ACCEPTS["resume"])
         self._record(self.Resumed, meta)
 
-    def cancel(self, meta: Meta, reason: str | None = None) -> None:
-        self._require("cancel", (st.QUEUED, st.PAUSED, st.RUNNING, st.CANCELLING))
+    def cancel(self, meta: Meta, reason: str | None = None, again: bool = True) -> None:
+        """`again=False` (bulk): a task already CANCELLING is refused, not cancelled at once."""
+        self._require("cancel", st.ACCEPTS["cancel"] if again else st.BULK_ACCEPTS["cancel"])
         if self.state.state == st.RUNNING:
             self._record(self.CancelRequested, meta, reason=reason)
         else:
             self._record(self.Cancelled, meta, reason=reason)
 
     def abort(self, meta: Meta, reason: str | None = None) -> None:
-        self._require("abort", (st.QUEUED, st.RUNNING, st.PAUSED, st.CANCELLING))
+        self._require("abort", st.ACCEPTS["abort"])
         self._record(self.Aborted, meta, reason=reason)
 
     def complete(self, meta: Meta, lease_epoch: int, result: Any = None) -> None:
@@ -528,7 +529,7 @@ class Task(Aggregate):
     def drop(self, meta: Meta, force: bool = False) -> None:
         if self.state.dropped:
             raise TaskDroppedError(self.id)
-        droppable = (*st.TERMINAL, st.FAILED)
+        droppable = st.ACCEPTS["drop"]
         if not force and self.state.state not in droppable:
             raise IllegalTransitionError(self.id, self.state.state, "drop without force", droppable)
         self._record(self.Dropped, meta, force=force)

@@ -24,6 +24,19 @@ STATES = (QUEUED, RUNNING, PAUSED, CANCELLING, SUCCEEDED, FAILED, CANCELLED, ABO
 TERMINAL = (SUCCEEDED, CANCELLED, ABORTED)
 LEASED = (RUNNING, CANCELLING)
 
+# The states an operator's action accepts (a forced drop accepts any); a bulk action's dry run counts by them.
+ACCEPTS: dict[str, tuple[str, ...]] = {
+    "pause": (QUEUED, RUNNING),
+    "resume": (PAUSED, FAILED),
+    "cancel": (QUEUED, PAUSED, RUNNING, CANCELLING),
+    "abort": (QUEUED, RUNNING, PAUSED, CANCELLING),
+    "drop": (*TERMINAL, FAILED),
+}
+
+# A bulk cancel leaves a task already CANCELLING alone (its worker is winding it down; cancelling it again
+# would end it at once): a part of a bulk run sent again then changes nothing it already changed.
+BULK_ACCEPTS: dict[str, tuple[str, ...]] = {**ACCEPTS, "cancel": (QUEUED, PAUSED, RUNNING)}
+
 STEP_STATUSES = ("PENDING", "RUNNING", "SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED")
 
 # Directives a worker reads from a heartbeat answer.

@@ -19,9 +19,13 @@ from psycopg_pool import ConnectionPool
 
 from projections.registry import PROJECTIONS
 from projections.tables import APPLICATION, EVENTS_TABLE, tracking_table
-from projections.schema import ACTIVE_SCHEDULE
+from projections.schema import ACTIVE_SCHEDULE, KYLIN_CUBE, LABELS
 
-SORTABLE = ("created_at", "updated_at", "name", "state")
+# What a list sorts by: a column, or an indexed expression (projections.schema).
+SORT_KEYS: dict[str, sql.Composable] = {
+    "created_at": sql.Identifier("created_at"), "updated_at": sql.Identifier("updated_at"),
+    "name": sql.Identifier("name"), "state": sql.Identifier("state"), "kylin_cube": sql.SQL(KYLIN_CUBE)}
+SORTABLE = tuple(SORT_KEYS)
 # Seconds a read waits for a pooled connection before it counts the database as unreachable.
 CONNECT_WAIT = 2.0
 # Seen from pg_stat_activity: every database of the server, since transaction ids are server-wide.
@@ -71,6 +75,7 @@ class TaskFilter:
     label_keys: tuple[str, ...] = ()  # each key present, any value
     name_contains: str | None = None  # in any case
     error_contains: str | None = None  # in any case
+    kylin_cube_contains: str | None = None  # in any case, in a Kylin job's cube
     # Tasks matching this other filter are listed too (an OR of the two).
     also: TaskFilter | None = None
 
@@ -95,6 +100,8 @@ class TaskView(Protocol):
     def list(self, flt: TaskFilter, sort: str = "created_at", descending: bool = False,
              cursor: str | None = None, limit: int = 50, offset: int = 0,
              exact_up_to: int | None = None, count: bool = True) -> TaskPage: ...
+
+    def count_by_state(self, flt: TaskFilter, up_to: int) -> dict[str, int]: ...
 
     def claim_candidates(self, namespace: str | None, type: str | None, limit: int) -> Ids: ...
 
@@ -177,7 +184,7 @@ class PostgresTaskView:
         where, params = _where(flt)
         total, estimated = self._total(where, params, exact_up_to) if count else (0, False)
         order = sql.SQL("DESC") if descending else sql.SQL("ASC")
-        column = sql.Identifier(sort)
+        column = SORT_KEYS[sort]
         page_where = where
         page_params = list(params)
         if cursor is not None:
@@ -204,6 +211,14 @@ class PostgresTaskView:
         plan = self._all(sql.SQL("EXPLAIN (FORMAT JSON) SELECT 1 FROM tasks WHERE {}").format(where), params)
         estimate = int(_plan_of(plan[0])[0]["Plan"]["Plan Rows"])
         return max(estimate, counted), True  # never fewer than the rows already seen
+
+    def count_by_state(self, flt: TaskFilter, up_to: int) -> dict[str, int]:
+        """How many matching tasks are in each state, counting at most `up_to` tasks in all (a bulk action's
+        bound: a caller learns its selection is larger than that without paying for all of it)."""
+        where, params = _where(flt)
+        query = sql.SQL("SELECT state, count(*) AS n FROM (SELECT state FROM tasks WHERE {} LIMIT %s) AS matched "
+                        "GROUP BY state").format(where)
+        return {r["state"]: int(r["n"]) for r in self._all(query, [*params, up_to])}
 
     def claim_candidates(self, namespace: str | None, type: str | None, limit: int) -> Ids:
         """Queued tasks a worker may take, oldest first; a recurring task only while a triggered run waits."""
@@ -324,11 +339,16 @@ def _conditions(flt: TaskFilter) -> tuple[sql.Composable, list[Any]]:
     for column, prefix in (("namespace", flt.namespace_prefix), ("name", flt.name_prefix)):
         if prefix is not None:
             add(f"{column} LIKE %s", _like_prefix(prefix))
-    for key, value in flt.labels:
-        add("doc -> 'labels' ->> %s = %s", key, value)
-    for key in flt.label_keys:
-        add("doc -> 'labels' ->> %s IS NOT NULL", key)
-    for expression, text in (("name", flt.name_contains), ("doc ->> 'error'", flt.error_contains)):
+    if flt.labels:  # label values are strings: containment is equality of each key's value
+        wanted = dict(flt.labels)
+        if len(set(flt.labels)) > len(wanted):
+            add("false")  # one key asked with two values
+        else:
+            add(f"{LABELS} @> %s::jsonb", json.dumps(wanted))
+    if flt.label_keys:
+        add(f"{LABELS} ?& %s", list(flt.label_keys))
+    for expression, text in (("name", flt.name_contains), ("doc ->> 'error'", flt.error_contains),
+                             (KYLIN_CUBE, flt.kylin_cube_contains)):
         if text is not None:
             add(f"{expression} ILIKE %s", f"%{_like_escaped(text)}%")
     for column, op, moment in (("created_at", ">=", flt.created_after), ("created_at", "<", flt.created_before),

@@ -9,6 +9,37 @@ ASYNC_COMMIT = "SET LOCAL synchronous_commit TO off"
 # Tasks whose schedule records occurrences (ledger.recurrence.ACTIVE); queries repeat it to use the index.
 ACTIVE_SCHEDULE = "NOT dropped AND state IN ('QUEUED', 'RUNNING') AND json_typeof(doc -> 'schedule') = 'object'"
 
+# Label search: the labels as jsonb (`@>` for key:value, `?` for a key), GIN-indexed.
+LABELS = "(doc -> 'labels')::jsonb"
+# A Kylin job's cube (its input's `cube`, else its `cube` label, else empty), as api.facades.kylin.jobs.cube_of reads it.
+KYLIN_CUBE = ("coalesce(CASE WHEN json_typeof(doc -> 'input' -> 'cube') = 'string' THEN doc -> 'input' ->> 'cube' END, "
+              "doc -> 'labels' ->> 'cube', '')")
+# Substring search (`ILIKE '%x%'`) by trigrams. pg_trgm ships with PostgreSQL and is a trusted extension (the
+# database owner may create it); where it cannot be created the searches still answer, unindexed, and the
+# server logs a warning. The operator class is named with the extension's schema: rebuild builds its tables in a scratch
+# schema with that schema alone on the search_path.
+TRIGRAM_INDEXES = """
+DO $$
+DECLARE ext_schema text;
+BEGIN
+    BEGIN
+        CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public;
+    EXCEPTION WHEN OTHERS THEN
+        RAISE WARNING 'pg_trgm cannot be created (%): substring searches run unindexed', SQLERRM;
+    END;
+    SELECT n.nspname INTO ext_schema FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+    WHERE e.extname = 'pg_trgm';
+    IF ext_schema IS NOT NULL THEN
+        EXECUTE format('CREATE INDEX IF NOT EXISTS tasks_name_trgm ON tasks USING gin (name %I.gin_trgm_ops) '
+                       'WHERE NOT dropped', ext_schema);
+        EXECUTE format('CREATE INDEX IF NOT EXISTS tasks_error_trgm ON tasks USING gin ((doc ->> ''error'') '
+                       '%I.gin_trgm_ops) WHERE NOT dropped', ext_schema);
+        EXECUTE format('CREATE INDEX IF NOT EXISTS tasks_cube_trgm ON tasks USING gin ((CUBE) %I.gin_trgm_ops) '
+                       'WHERE NOT dropped', ext_schema);
+    END IF;
+END $$
+""".replace("CUBE", KYLIN_CUBE.replace("'", "''"))
+
 # The task document is `json`, not `jsonb`: jsonb keeps numbers as `numeric`, so a float written as
 # -2.947458573671565e+127 would read back as a 128-digit integer, and -0.0 as 0. Tables made with a
 # jsonb document are converted (their numbers were already normalised: `taskledger rebuild task_view
@@ -63,11 +94,25 @@ TASKS_DDL = [
         PRIMARY KEY (task_id, buffer, sequence)
     )
     """,
+    # Every list filter and sort has an index (docs/indexes.md): a list query always says NOT dropped, so the
+    # new ones leave dropped tasks out. A sort walks its index and stops at the page; a selective filter's
+    # index finds the few rows and sorts them; the planner chooses between the two.
     "CREATE INDEX IF NOT EXISTS tasks_state_created ON tasks (state, created_at, id) WHERE NOT dropped",
-    "CREATE INDEX IF NOT EXISTS tasks_namespace_created ON tasks (namespace, created_at, id)",
+    "CREATE INDEX IF NOT EXISTS tasks_state_order ON tasks (state, id) WHERE NOT dropped",
+    # text_pattern_ops serves `namespace = x` and `namespace LIKE 'x%'` alike (the default collation is not C).
+    "DROP INDEX IF EXISTS tasks_namespace_created",
+    "CREATE INDEX IF NOT EXISTS tasks_namespace ON tasks (namespace text_pattern_ops, created_at, id) WHERE NOT dropped",
     "CREATE INDEX IF NOT EXISTS tasks_created ON tasks (created_at, id)",
     "CREATE INDEX IF NOT EXISTS tasks_updated ON tasks (updated_at, id)",
-    "CREATE INDEX IF NOT EXISTS tasks_name ON tasks (name text_pattern_ops, id)",
+    "CREATE INDEX IF NOT EXISTS tasks_name ON tasks (name text_pattern_ops, id)",  # name_prefix
+    "CREATE INDEX IF NOT EXISTS tasks_name_order ON tasks (name, id) WHERE NOT dropped",  # sort=name
+    "CREATE INDEX IF NOT EXISTS tasks_facade ON tasks (facade, created_at, id) WHERE NOT dropped",
+    "CREATE INDEX IF NOT EXISTS tasks_type ON tasks (type, created_at, id) WHERE NOT dropped",
+    "CREATE INDEX IF NOT EXISTS tasks_submitter ON tasks (submitter, created_at, id) WHERE NOT dropped",
+    "CREATE INDEX IF NOT EXISTS tasks_worker ON tasks (worker, created_at, id) WHERE worker IS NOT NULL AND NOT dropped",
+    f"CREATE INDEX IF NOT EXISTS tasks_labels ON tasks USING gin (({LABELS})) WHERE NOT dropped",
+    f"CREATE INDEX IF NOT EXISTS tasks_cube ON tasks (({KYLIN_CUBE}), id) WHERE NOT dropped",
+    TRIGRAM_INDEXES,
     "CREATE INDEX IF NOT EXISTS tasks_claimable ON tasks (created_at, id) WHERE claimable AND NOT dropped",
     "CREATE INDEX IF NOT EXISTS tasks_lease_deadline ON tasks (lease_deadline) "
     "WHERE lease_deadline IS NOT NULL AND NOT dropped",

@@ -49,17 +49,21 @@ class TaskCollection:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         query = req.context.query
         sort = query.get("sort", "created_at")
-        selectors = [label.partition(":") for label in query.get("label", ())]
-        flt = TaskFilter(states=tuple(query.get("state", ())),
-                         labels=tuple((key, value) for key, colon, value in selectors if colon),
-                         label_keys=tuple(key for key, colon, _ in selectors if not colon),
-                         **{k: query[k] for k in FILTERS if k in query})
-        page = self.view.list(flt, sort.lstrip("-"), sort.startswith("-"), query.get("cursor"),
+        page = self.view.list(task_filter(query), sort.lstrip("-"), sort.startswith("-"), query.get("cursor"),
                               query.get("limit", DEFAULT_LIMIT), exact_up_to=EXACT_TOTAL)
         resp.media = {"items": [task_doc(d) for d in page.items], "total": page.total,
                       "total_is_estimate": page.total_is_estimate, "next_cursor": page.next_cursor}
         if page.next_cursor is not None:
             resp.append_header("Link", f'<{_next_page(req, page.next_cursor)}>; rel="next"')
+
+
+def task_filter(query: dict[str, Any]) -> TaskFilter:
+    """The view's filter from a validated `TaskFilterQuery`."""
+    selectors = [label.partition(":") for label in query.get("label", ())]
+    return TaskFilter(states=tuple(query.get("state", ())),
+                      labels=tuple((key, value) for key, colon, value in selectors if colon),
+                      label_keys=tuple(key for key, colon, _ in selectors if not colon),
+                      **{k: query[k] for k in FILTERS if k in query})
 
 
 def _next_page(req: falcon.Request, cursor: str) -> str:

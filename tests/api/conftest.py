@@ -66,7 +66,7 @@ class Api:
     def request(self, method: str, path: str, *, role: str | None = "admin", headers: dict[str, str] | None = None,
                 **kwargs: Any) -> testing.Result:
         sent = dict(self.credentials[role]) if role else {}
-        if method == "GET" or path == "/claims":
+        if method == "GET" or path == "/claims" or path.startswith("/bulk/"):
             sent["Ledger-Min-Position"] = str(self.position)
         sent.update(headers or {})
         result = self.client.simulate_request(method, BASE + path, headers=sent, **kwargs)
