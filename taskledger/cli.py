@@ -25,6 +25,7 @@ EPILOG = """examples:
   taskledger users token alice --label ci --expires-in 30d
   taskledger users list; taskledger users remove alice; taskledger tokens revoke 3f9a0c1d2b4e5f60
   taskledger audit 6f1c…                 # a task's timeline; replay, verify, export, import, rebuild likewise
+  taskledger bulk cancel --namespace etl --state QUEUED --dry-run   # through the API (TASKLEDGER_URL, _USER)
 
 exit codes: 0 done; 1 a check found a problem (verify, audit, rebuild) or there was nothing to act on (no such
 user or token); 2 the command could not run (a bad argument or setting, no database, unreachable database)
@@ -58,8 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     from taskledger.account_commands import register as register_accounts
     from taskledger.tools.commands import register as register_tools
 
+    from taskledger.bulk_command import register as register_bulk
+
     register_accounts(commands)
     register_tools(commands)
+    register_bulk(commands)
     return parser
 
 
