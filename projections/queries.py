@@ -183,23 +183,23 @@ class PostgresTaskView:
             raise ValueError(f"sort must be one of {', '.join(SORTABLE)}")
         where, params = _where(flt)
         total, estimated = self._total(where, params, exact_up_to) if count else (0, False)
-        order = sql.SQL("DESC") if descending else sql.SQL("ASC")
-        column = SORT_KEYS[sort]
-        page_where = where
-        page_params = list(params)
-        if cursor is not None:
-            value, last_id = _decode_cursor(cursor, sort)
-            compare = sql.SQL("<") if descending else sql.SQL(">")
-            page_where = sql.SQL("{} AND ({}, id) {} (%s, %s)").format(where, column, compare)
-            page_params += [value, last_id]
-        query = sql.SQL("SELECT doc, {col}::text AS sort_value, id FROM tasks WHERE {w} "
-                        "ORDER BY {col} {o}, id {o} LIMIT %s OFFSET %s").format(
-            col=column, w=page_where, o=order)
+        query, page_params = _page_query(flt, sort, descending, cursor)
         rows = self._all(query, [*page_params, limit + 1, offset])
         more = len(rows) > limit
         rows = rows[:limit]
         next_cursor = _encode_cursor(sort, rows[-1]["sort_value"], rows[-1]["id"]) if more and rows else None
         return TaskPage([r["doc"] for r in rows], total, next_cursor, estimated)
+
+    def plans(self, flt: TaskFilter, sort: str = "created_at", descending: bool = False, limit: int = 50
+              ) -> tuple[Any, Any]:
+        """EXPLAIN (FORMAT JSON) of a list's page and of its bounded count (docs/indexes.md; tests check them)."""
+        query, params = _page_query(flt, sort, descending, None)
+        where, count_params = _where(flt)
+        bounded = sql.SQL("SELECT count(*) AS n FROM (SELECT 1 FROM tasks WHERE {} LIMIT %s) AS matched").format(where)
+        explain = sql.SQL("EXPLAIN (FORMAT JSON) ")
+        page = self._all(explain + query, [*params, limit + 1, 0])
+        counted = self._all(explain + bounded, [*count_params, 10_001])
+        return _plan_of(page[0])[0]["Plan"], _plan_of(counted[0])[0]["Plan"]
 
     def _total(self, where: sql.Composable, params: Any, exact_up_to: int | None) -> tuple[int, bool]:
         if exact_up_to is None:
@@ -312,6 +312,22 @@ class PostgresTaskView:
             return 0.0
         stamp = json.loads(bytes(rows[0]["state"]))["timestamp"]["_data_"]
         return max(0.0, (datetime.now(timezone.utc) - datetime.fromisoformat(stamp)).total_seconds())
+
+
+def _page_query(flt: TaskFilter, sort: str, descending: bool, cursor: str | None
+                ) -> tuple[sql.Composable, list[Any]]:
+    """A list's page: keyset-paged on (sort key, id); LIMIT and OFFSET are the last two parameters."""
+    where, params = _where(flt)
+    order = sql.SQL("DESC") if descending else sql.SQL("ASC")
+    column = SORT_KEYS[sort]
+    if cursor is not None:
+        value, last_id = _decode_cursor(cursor, sort)
+        compare = sql.SQL("<") if descending else sql.SQL(">")
+        where = sql.SQL("{} AND ({}, id) {} (%s, %s)").format(where, column, compare)
+        params = [*params, value, last_id]
+    query = sql.SQL("SELECT doc, {col}::text AS sort_value, id FROM tasks WHERE {w} "
+                    "ORDER BY {col} {o}, id {o} LIMIT %s OFFSET %s").format(col=column, w=where, o=order)
+    return query, params
 
 
 def _where(flt: TaskFilter) -> tuple[sql.Composable, list[Any]]:
