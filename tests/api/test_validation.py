@@ -193,6 +193,18 @@ CASES: dict[str, Case] = {
         "heartbeats": [{"task_id": "{id}", "lease_epoch": 1}] * 501}}, 422, "heartbeats"),
     "heartbeats: an item not an object": Case("POST", "/heartbeats", {"json": {"heartbeats": [1]}}, 422,
                                               "heartbeats.0"),
+    # bulk actions (a case that got through would act on every task of the shared database)
+    "bulk pause: max 0": Case("POST", "/bulk/pause", {"json": {"max": 0}}, 422, "max"),
+    "bulk pause: max over a million": Case("POST", "/bulk/pause", {"json": {"max": 1_000_001}}, 422, "max"),
+    "bulk resume: a reason": Case("POST", "/bulk/resume", {"json": {"reason": "x"}}, 422, "reason"),
+    "bulk cancel: unknown state": Case("POST", "/bulk/cancel", {"json": {}, "params": {"state": "DONE"}}, 400,
+                                       "state.0"),
+    "bulk cancel: sort is no filter": Case("POST", "/bulk/cancel", {"json": {}, "params": {"sort": "name"}}, 400,
+                                           "sort"),
+    "bulk abort: a cursor that is none": Case("POST", "/bulk/abort", {"json": {"cursor": "x" * 40}}, 400, "cursor"),
+    "bulk drop: force not a boolean": Case("POST", "/bulk/drop", {"json": {"force": "yes"}}, 422, "force"),
+    "bulk drop: a label without a key": Case("POST", "/bulk/drop", {"json": {}, "params": {"label": ":v"}}, 400,
+                                             "label.0"),
     # history and operations
     "events: negative after_version": Case("GET", "/tasks/{id}/events", {"params": {"after_version": "-1"}}, 400,
                                            "after_version"),
