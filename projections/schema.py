@@ -9,11 +9,17 @@ ASYNC_COMMIT = "SET LOCAL synchronous_commit TO off"
 # Tasks whose schedule records occurrences (ledger.recurrence.ACTIVE); queries repeat it to use the index.
 ACTIVE_SCHEDULE = "NOT dropped AND state IN ('QUEUED', 'RUNNING') AND json_typeof(doc -> 'schedule') = 'object'"
 
-# Label search: the labels as jsonb (`@>` for key:value, `?` for a key), GIN-indexed.
-LABELS = "(doc -> 'labels')::jsonb"
-# A Kylin job's cube (its input's `cube`, else its `cube` label, else empty), as api.facades.kylin.jobs.cube_of reads it.
-KYLIN_CUBE = ("coalesce(CASE WHEN json_typeof(doc -> 'input' -> 'cube') = 'string' THEN doc -> 'input' ->> 'cube' END, "
-              "doc -> 'labels' ->> 'cube', '')")
+# What searches read, kept beside the document as generated columns: PostgreSQL computes them from `doc`
+# on every write (the projection writes `doc` only), and a search reads them without parsing the document
+# (a `json` document is parsed whole for every `doc -> key`), with statistics of their own for the planner.
+SEARCH_COLUMNS = {
+    # the labels as jsonb: `@>` for key:value, `?&` for keys present, GIN-indexed
+    "labels": "jsonb GENERATED ALWAYS AS ((doc -> 'labels')::jsonb) STORED",
+    "error": "text GENERATED ALWAYS AS (doc ->> 'error') STORED",
+    # a Kylin job's cube: its input's `cube`, else its `cube` label, else empty (api.facades.kylin.jobs.cube_of)
+    "kylin_cube": "text GENERATED ALWAYS AS (coalesce(CASE WHEN json_typeof(doc -> 'input' -> 'cube') = 'string' "
+                  "THEN doc -> 'input' ->> 'cube' END, doc -> 'labels' ->> 'cube', '')) STORED",
+}
 # Substring search (`ILIKE '%x%'`) by trigrams. pg_trgm ships with PostgreSQL and is a trusted extension (the
 # database owner may create it); where it cannot be created the searches still answer, unindexed, and the
 # server logs a warning. The operator class is named with the extension's schema: rebuild builds its tables in a scratch
@@ -32,13 +38,13 @@ BEGIN
     IF ext_schema IS NOT NULL THEN
         EXECUTE format('CREATE INDEX IF NOT EXISTS tasks_name_trgm ON tasks USING gin (name %I.gin_trgm_ops) '
                        'WHERE NOT dropped', ext_schema);
-        EXECUTE format('CREATE INDEX IF NOT EXISTS tasks_error_trgm ON tasks USING gin ((doc ->> ''error'') '
-                       '%I.gin_trgm_ops) WHERE NOT dropped', ext_schema);
-        EXECUTE format('CREATE INDEX IF NOT EXISTS tasks_cube_trgm ON tasks USING gin ((CUBE) %I.gin_trgm_ops) '
+        EXECUTE format('CREATE INDEX IF NOT EXISTS tasks_error_trgm ON tasks USING gin (error %I.gin_trgm_ops) '
+                       'WHERE NOT dropped', ext_schema);
+        EXECUTE format('CREATE INDEX IF NOT EXISTS tasks_cube_trgm ON tasks USING gin (kylin_cube %I.gin_trgm_ops) '
                        'WHERE NOT dropped', ext_schema);
     END IF;
 END $$
-""".replace("CUBE", KYLIN_CUBE.replace("'", "''"))
+"""
 
 # The task document is `json`, not `jsonb`: jsonb keeps numbers as `numeric`, so a float written as
 # -2.947458573671565e+127 would read back as a 128-digit integer, and -0.0 as 0. Tables made with a
@@ -81,6 +87,8 @@ TASKS_DDL = [
     "ALTER TABLE tasks ADD COLUMN IF NOT EXISTS lease_deadline timestamptz",
     "ALTER TABLE tasks ADD COLUMN IF NOT EXISTS claimable boolean NOT NULL DEFAULT true",
     DOC_AS_JSON,
+    # (a table made before them is rewritten once, under an exclusive lock: seconds per million tasks)
+    *(f"ALTER TABLE tasks ADD COLUMN IF NOT EXISTS {name} {kind}" for name, kind in SEARCH_COLUMNS.items()),
     "CREATE UNIQUE INDEX IF NOT EXISTS tasks_external ON tasks (namespace, external_id) WHERE external_id IS NOT NULL",
     """
     CREATE TABLE IF NOT EXISTS task_output_pages (
@@ -99,6 +107,9 @@ TASKS_DDL = [
     # index finds the few rows and sorts them; the planner chooses between the two.
     "CREATE INDEX IF NOT EXISTS tasks_state_created ON tasks (state, created_at, id) WHERE NOT dropped",
     "CREATE INDEX IF NOT EXISTS tasks_state_order ON tasks (state, id) WHERE NOT dropped",
+    # A namespace's tasks in some states, newest first (the operators' most common list), and their count
+    # from the index alone.
+    "CREATE INDEX IF NOT EXISTS tasks_namespace_state ON tasks (namespace, state, created_at, id) WHERE NOT dropped",
     # text_pattern_ops serves `namespace = x` and `namespace LIKE 'x%'` alike (the default collation is not C).
     "DROP INDEX IF EXISTS tasks_namespace_created",
     "CREATE INDEX IF NOT EXISTS tasks_namespace ON tasks (namespace text_pattern_ops, created_at, id) WHERE NOT dropped",
@@ -110,8 +121,8 @@ TASKS_DDL = [
     "CREATE INDEX IF NOT EXISTS tasks_type ON tasks (type, created_at, id) WHERE NOT dropped",
     "CREATE INDEX IF NOT EXISTS tasks_submitter ON tasks (submitter, created_at, id) WHERE NOT dropped",
     "CREATE INDEX IF NOT EXISTS tasks_worker ON tasks (worker, created_at, id) WHERE worker IS NOT NULL AND NOT dropped",
-    f"CREATE INDEX IF NOT EXISTS tasks_labels ON tasks USING gin (({LABELS})) WHERE NOT dropped",
-    f"CREATE INDEX IF NOT EXISTS tasks_cube ON tasks (({KYLIN_CUBE}), id) WHERE NOT dropped",
+    "CREATE INDEX IF NOT EXISTS tasks_labels ON tasks USING gin (labels) WHERE NOT dropped",
+    "CREATE INDEX IF NOT EXISTS tasks_cube ON tasks (kylin_cube, id) WHERE NOT dropped",
     TRIGRAM_INDEXES,
     "CREATE INDEX IF NOT EXISTS tasks_claimable ON tasks (created_at, id) WHERE claimable AND NOT dropped",
     "CREATE INDEX IF NOT EXISTS tasks_lease_deadline ON tasks (lease_deadline) "

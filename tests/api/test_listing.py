@@ -46,7 +46,7 @@ def test_a_page_has_a_total_a_cursor_and_a_link_to_the_next_page(api: Api, names
         api.create(namespace, name=f"t{i}")
     first = api.get("/tasks", params={"namespace": namespace, "limit": 2})
     assert first.json["total"] == 3 and len(first.json["items"]) == 2
-    assert first.json["total_is_estimate"] is False  # exact up to 10 000 matches
+    assert first.json["total_is_estimate"] is False  # exact up to 1 000 matches
     assert first.json["next_cursor"]
     link = first.headers["Link"]
     assert 'rel="next"' in link and "cursor=" in link and f"namespace={namespace}" in link
@@ -152,3 +152,18 @@ def test_a_malformed_search_is_a_400_naming_the_parameter(api: Api, namespace: s
         result = api.get("/tasks", params={"namespace": namespace, **params})
         assert_problem(result, 400)
         assert field in result.text, result.text
+
+
+def test_beyond_the_exact_bound_the_total_is_an_estimate_said_so_and_never_below_what_was_counted(
+        api: Api, namespace: str, monkeypatch: Any) -> None:
+    from api.resources import tasks
+
+    for i in range(5):
+        api.create(namespace, name=f"t{i}")
+    monkeypatch.setattr(tasks, "EXACT_TOTAL", 5)
+    exact = api.get("/tasks", params={"namespace": namespace}).json
+    assert (exact["total"], exact["total_is_estimate"]) == (5, False)
+    monkeypatch.setattr(tasks, "EXACT_TOTAL", 3)
+    estimated = api.get("/tasks", params={"namespace": namespace}).json
+    assert estimated["total_is_estimate"] is True and estimated["total"] >= 4
+    assert len(estimated["items"]) == 5

@@ -118,3 +118,14 @@ def test_the_lists_of_the_issue_read_an_index_not_the_table(strict_view: Postgre
                                   (TaskFilter(namespace_prefix="kylin:", name_contains="nightly"), "kylin_cube", True)):
         page, count = strict_view.plans(flt, sort=sort, descending=descending)
         assert not _reads_whole_table(page) and not _reads_whole_table(count), (flt, page, count)
+
+
+@pytest.mark.parametrize("flt", [TaskFilter(labels=(("group", "g1"),)), TaskFilter(label_keys=("group",)),
+                                 TaskFilter(name_contains="job-a"), TaskFilter(error_contains="exit 1")],
+                         ids=["label value", "label key", "name", "error"])
+def test_a_search_that_matches_many_tasks_walks_the_sort_index_instead_of_sorting_them_all(
+        strict_view: PostgresTaskView, flt: TaskFilter) -> None:
+    """One task in 7 (or 16) matches: the first page is found by walking the order, not by sorting every match."""
+    page, _count = strict_view.plans(flt, sort="created_at", descending=True)
+    assert not any(n["Node Type"] == "Sort" for n in _nodes(page)), page
+    assert "tasks_created" in _indexes(page), page
