@@ -146,11 +146,14 @@ class EventSchema(Schema):
     type = fields.String()
     time = fields.String()
     actor = fields.String()
-    request_id = fields.String()
+    request_id = fields.String(allow_none=True, metadata={
+        "description": "The request that recorded it (a bulk action's bulk id); null for the ledger's own "
+                       "bookkeeping events in the feed (id sequences)"})
     facade = fields.String()
     data = fields.Dict()
     hash = fields.String()
-    prev_hash = fields.String()
+    prev_hash = fields.String(allow_none=True, metadata={"description": "null where the stream has no chain "
+                                                                        "(bookkeeping events)"})
     position = fields.Integer()
 
 

@@ -180,13 +180,15 @@ class TaskFilterQuery(QuerySchema):
     facade = Str()
     type = Str()
     name_prefix = Str()
-    name_contains = Str(validate=Size(1, 200), metadata={"description": "A substring of the name, in any case"})
+    name_contains = Str(validate=Size(3, 200),
+                        metadata={"description": "A substring of the name, in any case (3 characters or more)"})
     worker = Str()
     submitter = Str()
     label = Array(Str(validate=[Size(1, 500), Pattern(LABEL_SELECTOR, "must be key or key:value (a key of 1 or "
                                                                      "more characters, no colon in it)")]),
                   metadata={"description": "Repeatable, all must match: `key:value` or `key` (present)"})
-    error_contains = Str(validate=Size(1, 200), metadata={"description": "A substring of the error, in any case"})
+    error_contains = Str(validate=Size(3, 200),
+                         metadata={"description": "A substring of the error, in any case (3 characters or more)"})
     created_after = QueryTime()
     created_before = QueryTime()
     updated_after = QueryTime()

@@ -97,6 +97,9 @@ def test_job_name_matches_a_substring_in_any_case(kylin: KylinHttp, tasks: Tasks
         "BUILD CUBE - stock - FULL_BUILD", "BUILD CUBE - sales - FULL_BUILD"]
     found = kylin.jobs(projectName=project, jobName="SALES", pageSize=1)
     assert found["size"] == 2 and names(found) == ["MERGE CUBE - sales - x"]
+    # Shorter than a trigram: matched without the trigram index, the same way.
+    assert kylin.jobs(projectName=project, jobName="sT")["size"] == 1
+    assert kylin.jobs(projectName=project, jobName="E")["size"] == 3
 
 
 def test_project_name_selects_one_project_and_an_unknown_one_nothing(
