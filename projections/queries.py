@@ -26,8 +26,6 @@ SORT_KEYS: dict[str, sql.Composable] = {
     "created_at": sql.Identifier("created_at"), "updated_at": sql.Identifier("updated_at"),
     "name": sql.Identifier("name"), "state": sql.Identifier("state"), "kylin_cube": sql.Identifier("kylin_cube")}
 SORTABLE = tuple(SORT_KEYS)
-# A search (labels, substrings) finding more than this many tasks walks the sort's index; fewer, it sorts them.
-STEER = 1_000
 # Fewer characters than this hold no trigram: such a substring is matched without the trigram index (which
 # would be read whole), by the other filters and the sort's index.
 TRIGRAM = 3
@@ -141,18 +139,13 @@ class PostgresTaskView:
     def close(self) -> None:
         self.pool.close()
 
-    def _all(self, query: Any, params: Any = (), without: str | None = None) -> Rows:
+    def _all(self, query: Any, params: Any = ()) -> Rows:
         """The rows of a read; a connection the server closed (a restart) is replaced and the read tried once
-        more, then an unreachable database is ReadSideUnavailableError (the API answers 503). `without`
-        names a plan type the planner must not use for this read (enable_bitmapscan, enable_indexscan)."""
+        more, then an unreachable database is ReadSideUnavailableError (the API answers 503)."""
         for attempt in (1, 2):
             try:
                 with self.pool.connection(timeout=CONNECT_WAIT) as conn:
-                    if without is None:
-                        return cast(Rows, conn.execute(query, params).fetchall())
-                    with conn.transaction():
-                        conn.execute(sql.SQL("SET LOCAL {} = off").format(sql.Identifier(without)))
-                        return cast(Rows, conn.execute(query, params).fetchall())
+                    return cast(Rows, conn.execute(query, params).fetchall())
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 if attempt == 2:
                     raise ReadSideUnavailableError(f"the read tables' database did not answer: {exc}") from exc
@@ -195,26 +188,15 @@ class PostgresTaskView:
         if sort not in SORTABLE:
             raise ValueError(f"sort must be one of {', '.join(SORTABLE)}")
         query, page_params = _page_query(flt, sort, descending, cursor)
-        where, params = _where(flt)
-        probed = None
-        without = None
-        if _searches(flt):
-            # The planner's estimates for labels and substrings can be far off either way, and a wrong guess
-            # costs seconds at 1M tasks: sorting 20 000 matches it took for 20, or walking the whole order
-            # for matches it took for many. Counting up to STEER + 1 says which: many matches, walk the sort's
-            # index (no bitmap); few, find them by the search's index and sort them (no plain index walk).
-            # (The probe itself reads the search's index: a table scan "until 1 001 are found" reads all of
-            # it when few match.)
-            probed = self._bounded(where, params, STEER + 1, without="enable_seqscan")
-            without = "enable_bitmapscan" if probed > STEER else "enable_indexscan"
-        rows = self._all(query, [*page_params, limit + 1, offset], without)
+        rows = self._all(query, [*page_params, limit + 1, offset])
         more = len(rows) > limit
         if not count:
             total, estimated = 0, False
         elif cursor is None and not more and (rows or offset == 0):
             total, estimated = offset + len(rows), False  # the first page holds them all: nothing to count
         else:
-            total, estimated = self._total(where, params, exact_up_to, probed)
+            where, params = _where(flt)
+            total, estimated = self._total(where, params, exact_up_to)
         rows = rows[:limit]
         next_cursor = _encode_cursor(sort, rows[-1]["sort_value"], rows[-1]["id"]) if more and rows else None
         return TaskPage([r["doc"] for r in rows], total, next_cursor, estimated)
@@ -230,20 +212,13 @@ class PostgresTaskView:
         counted = self._all(explain + bounded, [*count_params, 1_001])
         return _plan_of(page[0])[0]["Plan"], _plan_of(counted[0])[0]["Plan"]
 
-    def _bounded(self, where: sql.Composable, params: Any, up_to: int, without: str | None = None) -> int:
-        bounded = sql.SQL("SELECT count(*) AS n FROM (SELECT 1 FROM tasks WHERE {} LIMIT %s) AS matched").format(where)
-        return int(self._all(bounded, [*params, up_to], without)[0]["n"])
-
-    def _total(self, where: sql.Composable, params: Any, exact_up_to: int | None,
-               probed: int | None = None) -> tuple[int, bool]:
-        if probed is not None and probed <= STEER and (exact_up_to is None or probed <= exact_up_to):
-            return probed, False  # the probe counted them all
+    def _total(self, where: sql.Composable, params: Any, exact_up_to: int | None) -> tuple[int, bool]:
         if exact_up_to is None:
             return self._all(sql.SQL("SELECT count(*) AS n FROM tasks WHERE {}").format(where), params)[0]["n"], False
         # Always counted up to the bound, whatever the planner expects: its statistics lag the table (right
         # after a bulk cancel it still expected 14 000 queued tasks where none was left).
-        counted = probed if probed is not None and exact_up_to == STEER else self._bounded(
-            where, params, exact_up_to + 1)
+        bounded = sql.SQL("SELECT count(*) AS n FROM (SELECT 1 FROM tasks WHERE {} LIMIT %s) AS matched").format(where)
+        counted = int(self._all(bounded, [*params, exact_up_to + 1])[0]["n"])
         if counted <= exact_up_to:
             return counted, False
         plan = self._all(sql.SQL("EXPLAIN (FORMAT JSON) SELECT 1 FROM tasks WHERE {}").format(where), params)
@@ -366,12 +341,6 @@ def _page_query(flt: TaskFilter, sort: str, descending: bool, cursor: str | None
     query = sql.SQL("SELECT doc, {col}::text AS sort_value, id FROM tasks WHERE {w} "
                     "ORDER BY {col} {o}, id {o} LIMIT %s OFFSET %s").format(col=column, w=where, o=order)
     return query, params
-
-
-def _searches(flt: TaskFilter) -> bool:
-    """Whether the filter holds a search whose selectivity the planner may misjudge (labels, substrings)."""
-    return bool(flt.labels or flt.label_keys or flt.name_contains or flt.error_contains or flt.kylin_cube_contains
-                or (flt.also is not None and _searches(flt.also)))
 
 
 def _where(flt: TaskFilter) -> tuple[sql.Composable, list[Any]]:
