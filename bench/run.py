@@ -168,19 +168,8 @@ class Bench:
         self.trivial.wait_http_ok(f"{self.trivial_base}/healthz", timeout=60)
         if self.args.baselines_only:
             return
-        progress("taskledger migrate on the scratch database")
-        migrate = subprocess.run([sys.executable, "-m", "taskledger.cli", "migrate"], cwd=svc.REPO,
-                                 env={**os.environ, "TASKLEDGER_DATABASE_URL": self.db.url,
-                                      "TASKLEDGER_HOME": str(self.workdir / "home")},
-                                 capture_output=True, text=True, timeout=120)
-        if migrate.returncode != 0:
-            raise svc.ServiceError(f"taskledger migrate failed:\n{migrate.stdout}{migrate.stderr}")
-        progress("starting taskledger serve")
-        self.service = svc.start_service(self.workdir / "home", svc.free_port(), self.db.url, self.password,
-                                         self.env, self.workdir)
-        url = self.service.wait_ready_line(svc.READY_LINE, timeout=120).group(1)
+        self.service, url = svc.migrate_and_serve(self.db.url, self.workdir, self.password, self.env, progress)
         self.api_base = url[: -len(API)]
-        progress(f"taskledger is serving at {url}")
 
     def stop(self) -> None:
         for process in (self.service, self.trivial):

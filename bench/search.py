@@ -21,7 +21,6 @@ import secrets
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -393,19 +392,8 @@ class Service:
         self.base = ""
 
     def start(self) -> None:
-        progress("taskledger migrate on the scratch database")
-        done = subprocess.run([sys.executable, "-m", "taskledger.cli", "migrate"], cwd=svc.REPO,
-                              env={**os.environ, "TASKLEDGER_DATABASE_URL": self.db.url,
-                                   "TASKLEDGER_HOME": str(self.workdir / "home")},
-                              capture_output=True, text=True, timeout=300)
-        if done.returncode != 0:
-            raise svc.ServiceError(f"taskledger migrate failed:\n{done.stdout}{done.stderr}")
-        progress("starting taskledger serve")
-        self.process = svc.start_service(self.workdir / "home", svc.free_port(), self.db.url, self.password,
-                                         self.env, self.workdir)
-        url = self.process.wait_ready_line(svc.READY_LINE, timeout=120).group(1)
+        self.process, url = svc.migrate_and_serve(self.db.url, self.workdir, self.password, self.env, progress)
         self.base = url[: -len(API)]
-        progress(f"taskledger is serving at {url}")
 
     def stop(self) -> None:
         if self.process is not None:

@@ -216,6 +216,24 @@ def start_service(home: Path, port: int, database_url: str, password: str, serve
                    log_dir / "taskledger-serve.log")
 
 
+def migrate_and_serve(database_url: str, workdir: Path, password: str, server_env: dict[str, str],
+                      progress: Any = print) -> tuple[Process, str]:
+    """`taskledger migrate` on the scratch database, then `taskledger serve` on a free port: the process
+    and the URL it serves the native API at."""
+    progress("taskledger migrate on the scratch database")
+    migrate = subprocess.run([sys.executable, "-m", "taskledger.cli", "migrate"], cwd=REPO,
+                             env={**os.environ, "TASKLEDGER_DATABASE_URL": database_url,
+                                  "TASKLEDGER_HOME": str(workdir / "home")},
+                             capture_output=True, text=True, timeout=300)
+    if migrate.returncode != 0:
+        raise ServiceError(f"taskledger migrate failed:\n{migrate.stdout}{migrate.stderr}")
+    progress("starting taskledger serve")
+    process = start_service(workdir / "home", free_port(), database_url, password, server_env, workdir)
+    url = process.wait_ready_line(READY_LINE, timeout=120).group(1)
+    progress(f"taskledger is serving at {url}")
+    return process, url
+
+
 # ops/gunicorn.conf.py refuses to start without a database URL; the trivial app never connects to it.
 UNUSED_DATABASE_URL = "postgresql://unused@127.0.0.1:1/unused"
 
