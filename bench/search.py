@@ -1114,14 +1114,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if bench is not None:
             bench.close()
-        if db is not None and not args.keep_database:
-            try:
-                db.drop()
-                progress(f"dropped {db.name}")
-            except Exception as exc:  # noqa: BLE001 -- report, keep cleaning up
-                print(f"bench: could not drop {db.name}: {exc}", file=sys.stderr)
-        if embedded is not None:
-            embedded.cleanup()
+        svc.drop_scratch(db, embedded, args.keep_database, progress)
         if not args.keep_logs:
             shutil.rmtree(workdir, ignore_errors=True)
     progress(f"done in {result['context']['seconds']:.0f} s")

@@ -234,6 +234,19 @@ def migrate_and_serve(database_url: str, workdir: Path, password: str, server_en
     return process, url
 
 
+def drop_scratch(db: ScratchDatabase | None, embedded: Any, keep_database: bool, progress: Any = print) -> None:
+    """The end of a bench run: its scratch database dropped (unless kept), an embedded server it started
+    cleaned up; a failure is reported and the rest still done."""
+    if db is not None and not keep_database:
+        try:
+            db.drop()
+            progress(f"dropped {db.name}")
+        except Exception as exc:  # noqa: BLE001 -- report, keep cleaning up
+            print(f"bench: could not drop {db.name}: {exc}", file=sys.stderr)
+    if embedded is not None:
+        embedded.cleanup()
+
+
 # ops/gunicorn.conf.py refuses to start without a database URL; the trivial app never connects to it.
 UNUSED_DATABASE_URL = "postgresql://unused@127.0.0.1:1/unused"
 
