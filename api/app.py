@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import datetime, timezone
-from functools import partial
-from typing import Any
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 import falcon
 import falcon.media
 
-from api import facades, problems, unavailable
+from api import facades, jsonwire, problems, unavailable
 from api.auth import Authenticator, LoginLimiter
 from api.metrics import RequestMetrics
 from api.middleware import Gate, RequestIds
@@ -38,7 +35,7 @@ def create_app(ledger: TaskLedger, view: TaskView, auth: Authenticator, *,
     limiter = limiter or LoginLimiter()
     app = falcon.App(middleware=(RequestMetrics(), RequestIds(request_ids),
                                  Gate(ROUTES, auth, view, min_position_wait, limiter)))
-    json_handler = falcon.media.JSONHandler(dumps=partial(json.dumps, default=_json_default))
+    json_handler = falcon.media.JSONHandler(dumps=jsonwire.dumps)
     app.resp_options.media_handlers.update({falcon.MEDIA_JSON: json_handler, problems.PROBLEM_JSON: json_handler})
     problems.register(app)
     unavailable.register(app)
@@ -48,12 +45,3 @@ def create_app(ledger: TaskLedger, view: TaskView, auth: Authenticator, *,
         app.add_route(route.template, route.make(deps))
     facades.mount(app, facades.FacadeDeps(ledger, view, auth, clock, min_position_wait, limiter))
     return app
-
-
-def _json_default(value: Any) -> Any:
-    """Values read models and events may carry that JSON has no type for."""
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, UUID):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

@@ -88,7 +88,11 @@ ERRORS = ("java.lang.OutOfMemoryError: Java heap space in stage {k}",
           "TimeoutError: lock on table t_{k} not granted after 600 s",
           "KeyError: 'column_{k}' missing from the input",
           "container killed: exit status 137 (memory limit {k} MiB)")
-ERROR_CODES = 200  # the {k} of an error: ~1 task per code and template at 10k, ~100 at 1M
+ERROR_CODES = 200  # the {k} of an error per block: ~1 task per code and template, at every size
+# Rare values (a worker, an error code, a Kylin cube) are drawn per block of 10,000 tasks, each block from
+# its own range, so a "few hits" query (a value of the first block) matches as many tasks at 1M as at 10k:
+# what grows is the view, not the answer. Shared values (labels, words, states, submitters) keep their share.
+BLOCK = 10_000
 ERROR_MANY = ("heap space", "connection to db", "not granted", "missing from the", "exit status 137")
 ERROR_FEW = ("on table t_{k} not", "'column_{k}' missing", "db-{k}.internal")
 # Cumulative shares of the final state of ordinary tasks (~5% QUEUED, as the issue asks).
@@ -143,6 +147,10 @@ def task_id_of(index: int) -> uuid.UUID:
     return uuid.uuid5(BENCH_IDS, str(index))
 
 
+def _worker(block: int, k: int) -> str:
+    return f"worker-{block:03d}-{k:03d}"
+
+
 def spec_of(index: int) -> TaskSpec:
     """The task at an index: ~20 native namespaces, Kylin jobs of 5 projects, a HugeGraph graph's tasks."""
     rnd = random.Random(index * 7919 + 17)
@@ -155,13 +163,14 @@ def spec_of(index: int) -> TaskSpec:
     labels = {"team": rnd.choice(TEAMS), "env": "prod" if rnd.random() < 0.7 else "staging"}
     if rnd.random() < 0.5:
         labels["run"] = str(rnd.randrange(10_000))
-    error = rnd.choice(ERRORS).format(k=rnd.randrange(ERROR_CODES))
+    block = index // BLOCK
+    error = rnd.choice(ERRORS).format(k=block * ERROR_CODES + rnd.randrange(ERROR_CODES))
     common: dict[str, Any] = {
         "index": index, "task_id": task_id_of(index), "facade": facade, "word": word, "outcome": outcome,
-        "submitter": f"user-{rnd.randrange(SUBMITTERS):02d}", "worker": f"worker-{rnd.randrange(WORKERS):03d}",
+        "submitter": f"user-{rnd.randrange(SUBMITTERS):02d}", "worker": _worker(block, rnd.randrange(WORKERS)),
         "error": error}
     if kylin:
-        cube = f"cube_{rnd.randrange(KYLIN_CUBES)}"
+        cube = f"cube_{block * KYLIN_CUBES + rnd.randrange(KYLIN_CUBES)}"
         return TaskSpec(namespace=f"kylin:{rnd.choice(KYLIN_PROJECTS)}",
                         name=f"BUILD CUBE - {cube} - FULL_BUILD - GMT+00:00 #{index}", type="BUILD", labels={},
                         input={"cube": cube, "segment": str(uuid.UUID(int=rnd.getrandbits(128), version=4)),
@@ -478,8 +487,10 @@ def _error_few(rnd: random.Random) -> str:
 
 
 def _kylin_jobs(rnd: random.Random, _size: int) -> Request:
-    params = {"timeFilter": 4, "projectName": rnd.choice(KYLIN_PROJECTS),
-              "jobName": f"- cube_{rnd.randrange(KYLIN_CUBES)} -", "sortby": "cube_name", "pageSize": 10}
+    """The project and cube of a Kylin job of the first block: that job and the few of its cube there."""
+    spec = spec_of(rnd.randrange(BLOCK // 100) * 100 + HUGEGRAPH_PER_100 + rnd.randrange(KYLIN_PER_100))
+    params = {"timeFilter": 4, "projectName": spec.namespace.removeprefix("kylin:"),
+              "jobName": f"- {spec.input['cube']} -", "sortby": "cube_name", "pageSize": 10}
     return Request("GET", f"/kylin/api/jobs?{urlencode(params)}", kylin=True)
 
 
@@ -497,8 +508,8 @@ def _bulk_dry(rnd: random.Random, _size: int) -> Request:
 QUERIES: tuple[Query, ...] = (
     Query("get", "GET /tasks/{id}",
           lambda r, n: Request("GET", f"{API}/tasks/{task_id_of(r.randrange(n))}")),
-    Query("ns_state", "?namespace&state&sort=-created_at",
-          lambda r, n: _native({"namespace": r.choice(NAMESPACES), "sort": "-created_at",
+    Query("ns_state", "?namespace&state&sort=-created_at&limit=10",
+          lambda r, n: _native({"namespace": r.choice(NAMESPACES), "sort": "-created_at", "limit": 10,
                                 "state": r.choice((st.QUEUED, st.RUNNING, st.FAILED, st.PAUSED, st.SUCCEEDED))}),
           native_list=True),
     Query("queued_name", "?state=QUEUED&sort=name",
@@ -522,7 +533,7 @@ QUERIES: tuple[Query, ...] = (
     Query("submitter", "?submitter=U",
           lambda r, n: _native({"submitter": f"user-{r.randrange(SUBMITTERS):02d}"}), native_list=True),
     Query("worker", "?worker=W",
-          lambda r, n: _native({"worker": f"worker-{r.randrange(WORKERS):03d}"}), native_list=True),
+          lambda r, n: _native({"worker": _worker(0, r.randrange(WORKERS))}), native_list=True),
     Query("type_state", "?type=T&sort=state",
           lambda r, n: _native({"type": r.choice(TYPES), "sort": "state"}), native_list=True),
     Query("kylin", "kylin v2 jobs jobName, sortby=cube_name", _kylin_jobs),

@@ -46,7 +46,7 @@ def test_a_page_has_a_total_a_cursor_and_a_link_to_the_next_page(api: Api, names
         api.create(namespace, name=f"t{i}")
     first = api.get("/tasks", params={"namespace": namespace, "limit": 2})
     assert first.json["total"] == 3 and len(first.json["items"]) == 2
-    assert first.json["total_is_estimate"] is False  # exact up to 1 000 matches
+    assert first.json["total_is_estimate"] is False  # exact up to EXACT_TOTAL (200) matches
     assert first.json["next_cursor"]
     link = first.headers["Link"]
     assert 'rel="next"' in link and "cursor=" in link and f"namespace={namespace}" in link

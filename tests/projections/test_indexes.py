@@ -62,7 +62,8 @@ SELECT gen_random_uuid(),
                          json_build_object('group', 'g' || (i % 7)) END,
            'error', CASE WHEN i % 1000 = 10 THEN 'read timeout after 30 s' ELSE 'exit ' || md5(i::text) END,
            'input', json_build_object('cube', CASE WHEN i % 1000 = 11 THEN 'sales_cube' ELSE
-                                                 'cube_' || md5(i::text) END))
+                                                 'cube_' || md5(i::text) END),
+           'output', repeat(md5(i::text), 25))  -- about 1 kB a row, as a real task's document
 FROM generate_series(1, {ROWS}) AS i
 """
 
@@ -129,3 +130,26 @@ def test_a_search_that_matches_many_tasks_walks_the_sort_index_instead_of_sortin
     page, _count = strict_view.plans(flt, sort="created_at", descending=True)
     assert not any(n["Node Type"] == "Sort" for n in _nodes(page)), page
     assert "tasks_created" in _indexes(page), page
+
+
+def test_a_namespace_and_one_state_walk_their_index_in_creation_order(strict_view: PostgresTaskView) -> None:
+    """`state = ANY('{FAILED}')` would hide the order of (namespace, state, created_at): one state is `=`."""
+    for descending in (False, True):
+        page, count = strict_view.plans(TaskFilter(namespace="ns-5", states=("FAILED",)), descending=descending)
+        assert "tasks_namespace_state" in _indexes(page), page
+        assert not any(n["Node Type"] == "Sort" for n in _nodes(page)), page
+        assert "tasks_namespace_state" in _indexes(count), count
+
+
+@pytest.mark.parametrize("text", ["job-a", "job-f"])
+def test_a_substring_count_never_walks_a_btree_in_name_order(strict_view: PostgresTaskView, text: str) -> None:
+    """`job-a…` names sit together in name order (at its start or its end): a count that walked (name, id)
+    expecting its matches spread evenly would read everything before them. It reads the trigram index."""
+    _page, count = strict_view.plans(TaskFilter(name_contains=text))
+    assert not _indexes(count) & {"tasks_name_order", "tasks_name"}, count
+    assert "tasks_name_trgm" in _indexes(count) or _reads_whole_table(count), count
+
+
+def test_reads_run_without_jit(strict_view: PostgresTaskView) -> None:
+    """Compiling a list's expressions would cost more than the list (docs/indexes.md)."""
+    assert strict_view._all("SHOW jit")[0]["jit"] == "off"

@@ -8,6 +8,7 @@ from typing import Any
 
 import falcon
 
+from api import jsonwire
 from api.facades.common import FacadeReply, Refusal, Wire
 from api.problems import Problem
 from ledger import errors as le
@@ -33,7 +34,7 @@ def answer(req: falcon.Request, resp: falcon.Response, data: Any) -> None:
     body = {"code": SUCCESS, "data": data, "msg": ""} if is_v2(req) else data
     resp.status = falcon.HTTP_200
     resp.content_type = media_type(req)
-    resp.data = json.dumps(body).encode()
+    resp.data = jsonwire.dumps(body)
 
 
 class KylinWire(Wire):
