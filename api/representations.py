@@ -77,8 +77,8 @@ class TaskSchema(Schema):
 class TaskPageSchema(Schema):
     items = fields.List(fields.Nested(TaskSchema))
     total = fields.Integer(metadata={"description": "Tasks matching the filters, over all pages: exact up to "
-                                                    "1 000, beyond that PostgreSQL's estimate"})
-    total_is_estimate = fields.Boolean(metadata={"description": "Whether `total` is an estimate (more than 1 000 "
+                                                    "200, beyond that PostgreSQL's estimate"})
+    total_is_estimate = fields.Boolean(metadata={"description": "Whether `total` is an estimate (more than 200 "
                                                                 "tasks match)"})
     next_cursor = fields.String(allow_none=True)
 
