@@ -24,6 +24,7 @@ from api.resources.actions import BUFFER_NAME
 from api.routes import Operation, Route
 from api.rules import Between, Pattern, Printable, Size
 from api.schemas import AsOf
+from ledger.application import REPLAY_LOOKBACK
 from ledger.state import MAX_JSON_DEPTH
 
 TITLE = "taskledger native API"
@@ -55,9 +56,13 @@ def _header_pattern(regex: re.Pattern[str]) -> str:
 
 
 HEADERS = {
-    "Idempotency-Key": ("Retrying a create with the same key and body returns the first answer "
+    "Idempotency-Key": ("Retrying the request with the same key and body returns the first answer "
                         "(with `Idempotent-Replayed: true`) and records nothing; another body with that key "
-                        "is a 422 `idempotency-key-reused`. 1 to 255 printable ASCII characters.",
+                        "is a 422 `idempotency-key-reused`. Keys belong to the authenticated user. A create "
+                        "answers the task as first created; a complete or fail answers the write receipt of "
+                        f"its first attempt, looked for among the task's last {REPLAY_LOOKBACK} events (older, "
+                        "the retry gets the refusal the task's state gives, such as 409). 1 to 255 printable "
+                        "ASCII characters.",
                         {"type": "string", "pattern": _header_pattern(IDEMPOTENCY_KEY)}),
     "If-Match": ('The task\'s ETag (`"3"`, `W/"3"` or `3`): the update applies only at that version, else 412 '
                  "`version-mismatch`; `*` means any version. Optional.",
@@ -213,6 +218,11 @@ def _success(op: Operation) -> dict[str, Any]:
             "ETag": {"description": "The task version after the write", "schema": {"type": "string"}},
             "Ledger-Position": {"description": "Event-log position of the write", "schema": {"type": "string"}},
         }
+    if "Idempotency-Key" in op.headers:
+        response.setdefault("headers", {})["Idempotent-Replayed"] = {
+            "description": "`true` when this is the first answer given again to a retry with the same "
+                           "Idempotency-Key (nothing was recorded); absent otherwise",
+            "schema": {"type": "string", "enum": ["true"]}}
     return response
 
 

@@ -67,7 +67,7 @@ class Route:
 def _action_route(action: actions.Action) -> Route:
     return Route(f"{TASK}/{action.name}", lambda d: actions.TaskAction(d.ledger, action), (
         Operation("POST", f"{action.name}Task", action.summary, action.roles, body=action.schema,
-                  response=r.WriteReceiptSchema, writes=True, tag="actions"),))
+                  response=r.WriteReceiptSchema, writes=True, headers=action.headers, tag="actions"),))
 
 
 BULK_SUMMARIES = {"pause": "Pause", "resume": "Resume", "cancel": "Cancel", "abort": "Abort", "drop": "Drop"}

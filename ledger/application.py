@@ -21,6 +21,7 @@ from ledger.errors import (
     DuplicateTaskError,
     IdempotencyKeyReusedError,
     IllegalTransitionError,
+    LeaseMismatchError,
     LedgerError,
     NoTaskAvailableError,
     TaskDroppedError,
@@ -36,6 +37,11 @@ from ledger.streams import WRITE_ATTEMPTS, Acted, Pending, StreamApplication
 TASK_IDS = uuid5(NAMESPACE_URL, "urn:taskledger:task")
 # Occurrences one write records at most (a long gap is recorded over several scheduler ticks).
 OCCURRENCES_PER_WRITE = 1000
+# A complete or fail retried under its Idempotency-Key looks for its first answer among this many of the
+# task's latest events (and only when refused: an accepted one cannot have been recorded before).
+REPLAY_LOOKBACK = 100
+# What a complete or fail meets once an earlier attempt of it was recorded.
+REPEAT_REFUSALS = (IllegalTransitionError, LeaseMismatchError, TaskDroppedError)
 
 
 def utc_now() -> datetime:
@@ -151,10 +157,15 @@ class TaskLedger(StreamApplication):
         return self._act(cmd.task_id, lambda t: t.abort(self._meta(caller), cmd.reason))
 
     def complete_task(self, cmd: c.CompleteTask, caller: c.Caller) -> c.Written:
-        return self._act(cmd.task_id, lambda t: t.complete(self._meta(caller), cmd.lease_epoch, cmd.result))
+        return self._act_once(cmd.task_id, cmd.idempotency_key, caller, Task.Completed, lambda t: t.complete(
+            self._meta(caller, cmd.idempotency_key), cmd.lease_epoch, cmd.result),
+            lambda e: (e.lease_epoch, e.result_json) == (cmd.lease_epoch, dump_json(cmd.result)))
 
     def fail_task(self, cmd: c.FailTask, caller: c.Caller) -> c.Written:
-        return self._act(cmd.task_id, lambda t: t.fail(self._meta(caller), cmd.lease_epoch, cmd.error, cmd.retry))
+        return self._act_once(cmd.task_id, cmd.idempotency_key, caller, (Task.Failed, Task.Cancelled),
+                              lambda t: t.fail(self._meta(caller, cmd.idempotency_key), cmd.lease_epoch, cmd.error,
+                                               cmd.retry, cmd.confirm_cancel),
+                              lambda e: self._same_failure(e, cmd))
 
     def drop_task(self, cmd: c.DropTask, caller: c.Caller) -> c.Written:
         return self._act(cmd.task_id, lambda t: t.drop(self._meta(caller), cmd.force))
@@ -266,8 +277,8 @@ class TaskLedger(StreamApplication):
             after = notifications[-1].id
 
     # ---------------------------------------------------------------- plumbing
-    def _meta(self, caller: c.Caller) -> Meta:
-        return Meta(caller.actor, caller.request_id, caller.facade, self.clock())
+    def _meta(self, caller: c.Caller, idempotency_key: str | None = None) -> Meta:
+        return Meta(caller.actor, caller.request_id, caller.facade, self.clock(), idempotency_key)
 
     def _load(self, task_id: UUID, version: int | None = None) -> Task:
         try:
@@ -326,6 +337,49 @@ class TaskLedger(StreamApplication):
         if cmd.external_id is not None:
             raise DuplicateTaskError(task_id, cmd.external_id)
         raise IdempotencyKeyReusedError(cmd.idempotency_key or "")
+
+    def _act_once(self, task_id: UUID, key: str | None, caller: c.Caller,
+                  kind: type[Task.Event] | tuple[type[Task.Event], ...],
+                  action: Callable[[Task], Any], same: Callable[[Any], bool]) -> c.Written:
+        """Acts; refused, a request with an Idempotency-Key that repeats one already recorded answers its receipt.
+
+        A repeat is always refused (the lease it wrote under has ended), so an accepted write looks nothing up."""
+        try:
+            return self._act(task_id, action)
+        except REPEAT_REFUSALS:
+            replayed = None if key is None else self._replayed(task_id, key, caller.actor, kind, same)
+            if replayed is None:
+                raise
+            return replayed
+
+    def _replayed(self, task_id: UUID, key: str, actor: str, kind: type[Task.Event] | tuple[type[Task.Event], ...],
+                  same: Callable[[Any], bool]) -> c.Written | None:
+        """The receipt of the latest complete or fail `actor` recorded under `key` among the task's last
+        REPLAY_LOOKBACK events, if it is of `kind` with the `same` body (else the key was reused: refused);
+        None if there is none."""
+        for event in self.events.get(task_id, desc=True, limit=REPLAY_LOOKBACK):
+            if not isinstance(event, (Task.Completed, Task.Failed, Task.Cancelled)) or (
+                    event.idempotency_key, event.actor) != (key, actor):
+                continue
+            if not isinstance(event, kind) or not same(event):
+                raise IdempotencyKeyReusedError(key)
+            version = event.originator_version
+            position = self.streams.positions_of({task_id: version})[task_id]
+            return c.Written(task_id, version, position, lease_epoch=event.lease_epoch, replayed=True)
+        return None
+
+    def _same_failure(self, event: Task.Failed | Task.Cancelled, cmd: c.FailTask) -> bool:
+        """Whether a recorded failure is what `cmd` asks. The event keeps `requeued`, not `retry`: a failure not
+        requeued answers `retry=true` only if no retry was left when it was recorded (then either flag fails
+        alike, so `retry` is compared only where it decided the outcome)."""
+        if isinstance(event, Task.Cancelled):  # the fail confirmed a cancel
+            return (event.lease_epoch, event.reason) == (cmd.lease_epoch, cmd.error)
+        if (event.lease_epoch, event.error) != (cmd.lease_epoch, cmd.error):
+            return False
+        if event.requeued or not cmd.retry:
+            return event.requeued == cmd.retry
+        before = self._load(cmd.task_id, version=event.originator_version - 1).state
+        return before.retries >= before.max_retries
 
 
 class _NoSequence(Exception):

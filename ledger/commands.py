@@ -123,17 +123,25 @@ class AbortTask:
 
 @dataclass(frozen=True)
 class CompleteTask:
+    """`idempotency_key`: a retry with the same key and body is answered the first receipt (`Written.replayed`)."""
+
     task_id: UUID
     lease_epoch: int
     result: Any = None
+    idempotency_key: str | None = None
 
 
 @dataclass(frozen=True)
 class FailTask:
+    """`idempotency_key`: a retry with the same key and body is answered the first receipt (`Written.replayed`)."""
+
     task_id: UUID
     lease_epoch: int
     error: str
     retry: bool = True
+    idempotency_key: str | None = None
+    # A task being cancelled ends CANCELLED (its worker confirms it stopped); False refuses that as before.
+    confirm_cancel: bool = True
 
 
 @dataclass(frozen=True)

@@ -38,12 +38,13 @@ class StaleSnapshotError(Exception):
 
 @dataclass(frozen=True)
 class Meta:
-    """Who asked for an action, through which API, in which request, and when."""
+    """Who asked for an action, through which API, in which request (and its Idempotency-Key), and when."""
 
     actor: str
     request_id: str
     facade: str
     at: datetime
+    idempotency_key: str | None = None
 
 
 class Chained:
@@ -72,6 +73,16 @@ class Task(Aggregate):
         request_id: str
         facade: str
         prev_hash: str
+        # Fields added later with a None default, stored only when set: an event without them is stored and
+        # hashed exactly as before they existed, and one stored before reads the class default.
+        SPARSE: ClassVar[tuple[str, ...]] = ()
+
+        def __post_init__(self) -> None:
+            super().__post_init__()
+            stored = vars(self)
+            for name in self.SPARSE:
+                if name in stored and stored[name] is None:
+                    del stored[name]
 
         def apply(self, aggregate: Any) -> None:
             self.evolve_state(aggregate.state)
@@ -262,6 +273,10 @@ class Task(Aggregate):
 
     class Cancelled(Event):
         reason: str | None
+        # Set when the worker confirmed a cancel by failing under its lease (with that request's key, if any).
+        lease_epoch: int | None = None
+        idempotency_key: str | None = None
+        SPARSE = ("lease_epoch", "idempotency_key")
 
         def evolve(self, state: TaskState) -> None:
             state.state = st.CANCELLED
@@ -281,6 +296,8 @@ class Task(Aggregate):
     class Completed(Event):
         lease_epoch: int
         result_json: str
+        idempotency_key: str | None = None  # the request's Idempotency-Key: a retry with it is answered again
+        SPARSE = ("idempotency_key",)
 
         def evolve(self, state: TaskState) -> None:
             state.result = load_json(self.result_json)
@@ -296,6 +313,8 @@ class Task(Aggregate):
         lease_epoch: int
         error: str
         requeued: bool
+        idempotency_key: str | None = None  # the request's Idempotency-Key: a retry with it is answered again
+        SPARSE = ("idempotency_key",)
 
         def evolve(self, state: TaskState) -> None:
             state.error = self.error
@@ -492,12 +511,21 @@ class Task(Aggregate):
     def complete(self, meta: Meta, lease_epoch: int, result: Any = None) -> None:
         self._require_lease("complete", lease_epoch)
         check_json("result", result)
-        self._record(self.Completed, meta, lease_epoch=lease_epoch, result_json=dump_json(result))
+        self._record(self.Completed, meta, lease_epoch=lease_epoch, result_json=dump_json(result),
+                     idempotency_key=meta.idempotency_key)
 
-    def fail(self, meta: Meta, lease_epoch: int, error: str, retry: bool = True) -> None:
+    def fail(self, meta: Meta, lease_epoch: int, error: str, retry: bool = True, confirm_cancel: bool = True) -> None:
+        """Fails the run (requeued while retries are left, unless `retry` is false). A task being cancelled is
+        CANCELLED instead: failing under its lease is how its worker confirms that it stopped."""
+        if confirm_cancel and self.state.state == st.CANCELLING:
+            self._require_lease("fail", lease_epoch, st.LEASED)
+            self._record(self.Cancelled, meta, reason=error, lease_epoch=lease_epoch,
+                         idempotency_key=meta.idempotency_key)
+            return
         self._require_lease("fail", lease_epoch)
         requeued = retry and self.state.retries < self.state.max_retries
-        self._record(self.Failed, meta, lease_epoch=lease_epoch, error=error, requeued=requeued)
+        self._record(self.Failed, meta, lease_epoch=lease_epoch, error=error, requeued=requeued,
+                     idempotency_key=meta.idempotency_key)
 
     def record_occurrences(self, meta: Meta, due: list[datetime], now: datetime, grace: timedelta,
                            complete: bool = True) -> int:

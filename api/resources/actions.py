@@ -13,7 +13,7 @@ from marshmallow import Schema
 
 from api import schemas as s
 from api.auth import CONTROL, WORK
-from api.parsing import caller
+from api.parsing import caller, idempotency_key
 from api.problems import Problem
 from api.representations import receipt, write_headers
 from ledger import commands as c
@@ -22,17 +22,21 @@ from ledger.application import TaskLedger
 BUFFER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 Perform = Callable[[TaskLedger, UUID, dict[str, Any], c.Caller], c.Written]
+IDEMPOTENT = ("Idempotency-Key",)
 
 
 @dataclass(frozen=True)
 class Action:
-    """One lifecycle verb: its body, who may use it, and the command it issues."""
+    """One lifecycle verb: its body, who may use it, the command it issues and the headers it reads.
+
+    With `Idempotency-Key` among its headers, the command gets the key as `idempotency_key`."""
 
     name: str
     summary: str
     schema: type[Schema]
     roles: frozenset[str]
     perform: Perform
+    headers: tuple[str, ...] = ()
 
 
 ACTIONS = (
@@ -43,9 +47,9 @@ ACTIONS = (
     Action("progress", "Report progress", s.ProgressSchema, WORK,
            lambda led, tid, body, who: led.report_progress(c.ReportProgress(tid, **body), who)),
     Action("complete", "Complete a running task", s.CompleteSchema, WORK,
-           lambda led, tid, body, who: led.complete_task(c.CompleteTask(tid, **body), who)),
-    Action("fail", "Fail a running task (requeued while retries are left)", s.FailSchema, WORK,
-           lambda led, tid, body, who: led.fail_task(c.FailTask(tid, **body), who)),
+           lambda led, tid, body, who: led.complete_task(c.CompleteTask(tid, **body), who), IDEMPOTENT),
+    Action("fail", "Fail a running task (requeued while retries are left); a cancelling task ends CANCELLED", s.FailSchema, WORK,
+           lambda led, tid, body, who: led.fail_task(c.FailTask(tid, **body), who), IDEMPOTENT),
     Action("pause", "Pause a task", s.ReasonSchema, CONTROL,
            lambda led, tid, body, who: led.pause_task(c.PauseTask(tid, **body), who)),
     Action("resume", "Resume a paused or failed task", s.EmptySchema, CONTROL,
@@ -61,6 +65,8 @@ def answer(resp: falcon.Response, written: c.Written, body: dict[str, Any]) -> N
     """The write receipt; `lease_epoch` is the lease the write was made under, when it had one."""
     resp.media = receipt(written, lease_epoch=written.lease_epoch or body.get("lease_epoch"))
     write_headers(resp, written)
+    if written.replayed:
+        resp.set_header("Idempotent-Replayed", "true")
 
 
 class TaskAction:
@@ -71,7 +77,8 @@ class TaskAction:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, task_id: UUID) -> None:
         body = req.context.body
-        answer(resp, self.action.perform(self.ledger, task_id, body, caller(req)), body)
+        fields = {**body, "idempotency_key": idempotency_key(req)} if "Idempotency-Key" in self.action.headers else body
+        answer(resp, self.action.perform(self.ledger, task_id, fields, caller(req)), body)
 
 
 class TaskStep:

@@ -23,8 +23,8 @@ PROBLEM_BASE = "https://taskledger.dev/problems/"
 STATEFUL_PROBLEMS = {
     "invalid-cursor": "a cursor is only valid as the next_cursor an earlier page of the same query answered",
     "position-beyond-head": "Ledger-Min-Position names a position no write has answered yet",
-    "idempotency-key-reused": "the key was bound to another body by an earlier create (422, as the IETF "
-                              "Idempotency-Key draft has it)",
+    "idempotency-key-reused": "the key was bound to another body by an earlier create, complete or fail (422, "
+                              "as the IETF Idempotency-Key draft has it)",
     "user-not-found": "a token is minted for an existing user only",
 }
 # Rules of the ledger itself (422 `invalid-value`, naming the field), stated in the document's description.

@@ -82,7 +82,8 @@ TABLE: dict[str, dict[str, Moves | Answers | Refused]] = {
     CG: {
         "start": NO, "heartbeat": Moves(CG, Task.HeartbeatRecorded, st.CANCEL),
         "progress": NO, "step": NO, "output": NO, "complete": NO,
-        "fail-retries-left": NO, "fail-no-retries-left": NO,
+        # The worker confirms the cancel by failing under its lease.
+        "fail-retries-left": Moves(CD, Task.Cancelled), "fail-no-retries-left": Moves(CD, Task.Cancelled),
         "pause": NO, "resume": NO, "cancel": Moves(CD, Task.Cancelled),
         "abort": Moves(AB, Task.Aborted), "drop": NO, "drop-force": Moves(CG, Task.Dropped),
         "update": Moves(CG, Task.Updated),

@@ -153,7 +153,7 @@ class OpenLooKengTasks:
         if target == "FINISHED":
             return ledger.complete_task(CompleteTask(uuid, state.lease_epoch), who)
         return ledger.fail_task(FailTask(uuid, state.lease_epoch, "failed through DELETE /v1/task "
-                                         "(targetState=FAILED)", retry=False), who)
+                                         "(targetState=FAILED)", retry=False, confirm_cancel=False), who)
 
     def close_buffer(self, tid: str, buffer: str, who: Caller) -> Written | None:
         """Closes the buffer (None when it was closed already)."""
