@@ -26,9 +26,11 @@ EPILOG = """examples:
   taskledger users list; taskledger users remove alice; taskledger tokens revoke 3f9a0c1d2b4e5f60
   taskledger audit 6f1c…                 # a task's timeline; replay, verify, export, import, rebuild likewise
   taskledger bulk cancel --namespace etl --state QUEUED --dry-run   # through the API (TASKLEDGER_URL, _USER)
+  taskledger tasks list --state RUNNING  # also tasks show, watch, pause, resume, cancel, abort, drop (the API)
 
 exit codes: 0 done; 1 a check found a problem (verify, audit, rebuild) or there was nothing to act on (no such
-user or token); 2 the command could not run (a bad argument or setting, no database, unreachable database)
+user or token) or, for bulk and tasks, the service refused a request; 2 the command could not run (a bad
+argument or setting, no database, unreachable database or service)
 """
 USAGE = 2  # argparse's own exit code for a refused argument; every other "could not run" uses it too
 
@@ -41,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Every subcommand, each with its handler."""
     parser = OneLineParser(prog="taskledger", description="Event-sourced ledger of long-running tasks.",
                            epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"taskledger {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add(commands, "serve", "run the all-in-one service (API, projections, embedded PostgreSQL)", cmd_serve,
          "taskledger serve")
@@ -60,11 +63,22 @@ def build_parser() -> argparse.ArgumentParser:
     from taskledger.tools.commands import register as register_tools
 
     from taskledger.bulk_command import register as register_bulk
+    from taskledger.tasks_command import register as register_tasks
 
     register_accounts(commands)
     register_tools(commands)
     register_bulk(commands)
+    register_tasks(commands)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("taskledger")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -14,6 +14,7 @@ Retry rules (the whole reason this module exists):
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
@@ -85,8 +86,9 @@ class Transport:
         try:
             answer: Answer = retrying(self._once, method, target, params, json, extra)
         except requests.RequestException as exc:
-            raise ConnectionFailedError(f"cannot reach {self.url} ({_reason(exc)}); is the service running "
-                                        f"there? ({method} {path})") from exc
+            reason = _reason(exc)
+            raise ConnectionFailedError(f"cannot reach {self.url} ({reason}); is the service running "
+                                        f"there? ({method} {path})", reason) from exc
         return answer
 
     def _once(self, method: str, target: str, params: Params, body: Any, headers: dict[str, str]) -> Answer:
@@ -146,5 +148,11 @@ def _seconds(value: str | None) -> float | None:
 
 
 def _reason(exc: requests.RequestException) -> str:
-    cause: Any = exc.args[0] if exc.args else exc
-    return str(getattr(cause, "reason", cause))
+    """`Connection refused`, `timed out`: not urllib3's repr of the connection object."""
+    text = str(exc)
+    found = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
+    if found:
+        return found.group(1).strip()
+    if isinstance(exc, requests.Timeout) or "timed out" in text.lower():
+        return "timed out"
+    return type(exc).__name__

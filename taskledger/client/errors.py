@@ -21,7 +21,12 @@ class ClientError(Exception):
 
 
 class ConnectionFailedError(ClientError):
-    """The service could not be reached (or stopped answering) after the retries the request allows."""
+    """The service could not be reached (or stopped answering) after the retries the request allows;
+    `reason` says why in a few words (`Connection refused`, `timed out`)."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)

@@ -80,23 +80,25 @@ def test_four_workers_drain_fifty_tasks_and_none_is_worked_twice(service: Servic
 
 
 @pytest.mark.parametrize("action, ends", [("pause", "PAUSED"), ("cancel", "CANCELLED")])
-def test_an_operator_pause_or_cancel_stops_the_running_work_function(service: Service, tmp_path: Path,
+def test_a_pause_or_cancel_from_the_cli_stops_the_running_work_function(service: Service, tmp_path: Path,
                                                                       action: str, ends: str) -> None:
     ns = f"{action}-{uuid.uuid4().hex[:8]}"
-    with service.ledger() as admin, service.ledger("operator") as operator:
+    with service.ledger() as admin:
         # 200 parts of 0.1 s: 20 s of work; a heartbeat timeout of 60 s, so only the worker can end it soon.
         task = admin.create(ns, "long", input={"parts": 200, "seconds_per_part": 0.1}, heartbeat_timeout=60)
         worker = _worker(service, ns, "w-long", tmp_path / "w.log", "--drain")
         try:
             _until("the work is under way", _running(admin, task["id"]))
-            getattr(operator, action)(task["id"], "operator says so")
             asked = time.monotonic()
+            cli = subprocess.run([sys.executable, "-m", "taskledger", "tasks", action, task["id"], "--reason",
+                                  "operator says so"], cwd=ROOT, env={**os.environ, **service.env("operator")},
+                                 capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+            assert cli.returncode == 0, cli.stderr
             assert worker.wait(timeout=15) == 0  # --drain: the work function stopped and nothing is left
             took = time.monotonic() - asked
         finally:
             worker.kill() if worker.poll() is None else None
         log = (tmp_path / "w.log").read_text()
-        admin.observe(operator.position)
         seen = _until(f"the task is {ends}", lambda: t if (t := admin.get(task["id"]))["state"] == ends else None,
                       timeout=10)
         assert seen["progress"] < 100 and seen["result"] is None, seen

@@ -144,7 +144,8 @@ def test_a_command_on_a_data_directory_without_a_database_makes_none_and_says_wh
                             f"to the directory `taskledger serve` uses, or TASKLEDGER_DATABASE_URL to your PostgreSQL")
 
 
-API_COMMANDS = {"bulk"}
+API_COMMANDS = {"bulk"} | {f"tasks {c}" for c in ("list", "show", "watch", "pause", "resume", "cancel", "abort",
+                                                  "drop")}
 
 
 def test_every_command_but_serve_is_checked_without_a_database() -> None:
@@ -155,7 +156,8 @@ def test_every_command_but_serve_is_checked_without_a_database() -> None:
     commands = {f"{name} {action}".strip()
                 for name, sub in subcommands(build_parser()).items() for action in subcommands(sub) or [""]}
 
-    # `bulk` speaks to the API, not the database (its errors: tests/e2e/test_bulk_cli.py)
+    # `bulk` and `tasks` speak to the API, not the database (their errors: tests/e2e/test_bulk_cli.py,
+    # tests/e2e/test_tasks_cli.py)
     assert commands - {"serve"} - API_COMMANDS == set(DATABASE_COMMANDS)
 
 
