@@ -14,9 +14,10 @@ import logging
 import os
 import signal
 import socket
+import sys
 from typing import Any
 
-from taskledger.client import Lease, Ledger, Worker
+from taskledger.client import ClientError, Lease, Ledger, Worker
 
 
 def work(lease: Lease) -> dict[str, Any]:
@@ -47,9 +48,13 @@ def main() -> int:
                         format=f"%(asctime)s {args.name} %(levelname)s %(message)s")
     logging.getLogger("urllib3").setLevel(logging.INFO)
 
-    worker = Worker(Ledger.from_env(), args.name, namespace=args.namespace, type=args.type)
-    signal.signal(signal.SIGTERM, lambda *_: worker.stop())  # finish the task at hand, then exit
-    done = worker.run(work, drain=args.drain)
+    try:
+        worker = Worker(Ledger.from_env(), args.name, namespace=args.namespace, type=args.type)
+        signal.signal(signal.SIGTERM, lambda *_: worker.stop())  # finish the task at hand, then exit
+        done = worker.run(work, drain=args.drain)
+    except ClientError as exc:  # no credentials, a refused account, an unreachable service
+        print(f"worker: {exc}", file=sys.stderr)
+        return 2
     logging.info("worked on %d tasks", done)
     return 0
 

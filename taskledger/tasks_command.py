@@ -15,6 +15,7 @@ import argparse
 import getpass
 import json
 import os
+import signal
 import sys
 import time
 import uuid
@@ -408,6 +409,9 @@ def cmd_watch(args: argparse.Namespace, ledger: Ledger) -> int:
     params = _list_params(args, follow=False)
     out = Output(sys.stdout)
     shown = 0
+    # Ctrl-C ends it even when started from a shell that ignores SIGINT for its background jobs (Python then
+    # installs no KeyboardInterrupt handler of its own).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         if out.tty:
             from rich.live import Live

@@ -149,7 +149,10 @@ def test_a_fail_on_a_cancelling_task_confirms_the_cancel_and_its_retry_is_replay
     assert ledger_app.head_position() == head
     task = api.get(f"/tasks/{task_id}").json
     assert (task["state"], task["retries"], task["worker"]) == ("CANCELLED", 0, None)  # not requeued
-    last = _events(api, task_id)[-1]
-    assert (last["type"], last["actor"], last["data"]["reason"]) == ("Cancelled", "worker", "stopped on cancel")
+    timeline = _events(api, task_id)
+    started = next(e for e in timeline if e["type"] == "Started")
+    last = timeline[-1]
+    assert (last["type"], last["actor"], last["data"]["reason"], last["data"]["lease_epoch"]) == (
+        "Cancelled", started["actor"], "stopped on cancel", epoch)  # recorded by the lease's worker
     stale = {"lease_epoch": epoch + 1, "error": "x"}
     assert_problem(api.post(f"/tasks/{task_id}/fail", stale, role="worker"), 409, "stale-lease")

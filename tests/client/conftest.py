@@ -32,11 +32,11 @@ class Service:
         return {"TASKLEDGER_URL": self.url, "TASKLEDGER_USER": user, "TASKLEDGER_PASSWORD": password}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # not longer: every e2e service holds database connections
 def service(tmp_path_factory: pytest.TempPathFactory, new_database: Callable[[], str]) -> Iterator[Service]:
     home, database_url = tmp_path_factory.mktemp("client-service"), new_database()
     port, password = free_port(), secrets.token_urlsafe(12)
-    process: Process = start_service(home, port, database_url, password, {}, home)
+    process: Process = start_service(home, port, database_url, password, {"TASKLEDGER_WORKERS": "2"}, home)
     try:
         url = f"http://127.0.0.1:{port}"
         process.wait_http_ok(f"{url}/readyz", timeout=120)

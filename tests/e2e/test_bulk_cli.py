@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def service(tmp_path_factory: pytest.TempPathFactory, new_database: Callable[[], str]) -> Iterator[tuple[str, str]]:
     home, database_url = tmp_path_factory.mktemp("bulk-cli"), new_database()
     port, password = free_port(), secrets.token_urlsafe(12)
-    process: Process = start_service(home, port, database_url, password, {}, home)
+    process: Process = start_service(home, port, database_url, password, {"TASKLEDGER_WORKERS": "2"}, home)
     try:
         process.wait_http_ok(f"http://127.0.0.1:{port}/readyz", timeout=120)
         yield f"http://127.0.0.1:{port}", password
