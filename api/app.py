@@ -9,12 +9,12 @@ from uuid import uuid4
 import falcon
 import falcon.media
 
-from api import facades, jsonwire, problems, unavailable
+from api import facades, jsonwire, problems, ui, unavailable
 from api.auth import Authenticator, LoginLimiter
 from api.metrics import RequestMetrics
 from api.middleware import Gate, RequestIds
 from api.openapi import build_openapi
-from api.routes import ROUTES, Deps
+from api.routes import BASE, ROUTES, Deps
 from ledger.application import TaskLedger
 from projections.queries import TaskView
 
@@ -44,4 +44,5 @@ def create_app(ledger: TaskLedger, view: TaskView, auth: Authenticator, *,
     for route in ROUTES:
         app.add_route(route.template, route.make(deps))
     facades.mount(app, facades.FacadeDeps(ledger, view, auth, clock, min_position_wait, limiter))
+    ui.mount(app, ui.UiDeps(ledger, view, auth, limiter, BASE))
     return app
