@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 FACADE = "dashboard"
 PAGE_SIZE = 50
-STATE_COUNT_BOUND = 10_000  # the badges count each state up to this many tasks ("10000+" beyond)
+STATE_COUNT_BOUND = 1000  # the badges count each state up to this many tasks ("1000+" beyond)
 TIMELINE_LIMIT = 500  # the newest events a detail page shows (the API pages through all of them)
 OUTPUT_BYTES = 64 * 1024  # of each output buffer, shown on the detail page
 ACTIONS = ("pause", "resume", "cancel", "abort", "drop")
@@ -252,7 +252,7 @@ class TaskList:
         flt = task_filter(query)
         listed = view.list(flt, sort.lstrip("-"), sort.startswith("-"), query.get("cursor"),
                            query.get("limit", PAGE_SIZE), exact_up_to=EXACT_TOTAL)
-        counts = view.count_by_state(_without_states(flt), STATE_COUNT_BOUND)
+        counts = view.count_each_state(_without_states(flt), STATES, STATE_COUNT_BOUND)
         return {"items": [task_doc(d) for d in listed.items], "total": listed.total,
                 "total_is_estimate": listed.total_is_estimate, "next_cursor": listed.next_cursor,
                 "counts": counts, "count_bound": STATE_COUNT_BOUND, "sort": sort, "head": head}

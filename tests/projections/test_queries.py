@@ -81,3 +81,21 @@ def test_a_total_past_the_exact_bound_is_the_planners_estimate_and_says_so(
     assert estimated.total_is_estimate and estimated.total >= 4  # never fewer than the rows it counted
     assert [d["id"] for d in estimated.items] == [d["id"] for d in exact.items]
     assert queries.list(flt).total_is_estimate is False  # without a bound the count is exact
+
+
+def test_each_state_is_counted_on_its_own_up_to_the_bound(
+        ledger_app: TaskLedger, queries: PostgresTaskView, projections_running: object, namespace: str) -> None:
+    from projections.queries import TaskFilter
+
+    queued = [ledger_app.create_task(c.CreateTask(namespace, f"q{i}", labels={"k": "v"}), WHO) for i in range(5)]
+    paused = [ledger_app.create_task(c.CreateTask(namespace, f"p{i}"), WHO) for i in range(2)]
+    last = [ledger_app.pause_task(c.PauseTask(w.task_id), WHO) for w in paused][-1]
+    assert queries.wait_for(last.position, 10)
+    states = ("QUEUED", "PAUSED", "RUNNING")
+
+    counted = queries.count_each_state(TaskFilter(namespace=namespace), states, up_to=3)
+    labelled = queries.count_each_state(TaskFilter(namespace=namespace, labels=(("k", "v"),)), states, up_to=10)
+
+    assert counted == {"QUEUED": 3, "PAUSED": 2, "RUNNING": 0}  # 5 queued, counted to the bound; paused in full
+    assert labelled == {"QUEUED": 5, "PAUSED": 0, "RUNNING": 0}
+    assert len(queued) == 5
