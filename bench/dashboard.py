@@ -37,6 +37,9 @@ PAGES: tuple[Query, ...] = (
     Query("api_ns", "API  ?namespace&state=RUNNING (baseline)",
           lambda r, n: Request("GET", f"{API}/tasks?{urlencode(_ns(r))}&limit=50")),
     Query("ui_ns", "page /ui/tasks?namespace&state=RUNNING", lambda r, n: _ui("/ui/tasks", _ns(r))),
+    Query("api_label", "API  ?label=team:T&sort=name (baseline)",
+          lambda r, n: Request("GET", f"{API}/tasks?{urlencode({'label': f'team:{r.choice(TEAMS)}', 'sort': 'name'})}"
+                                      "&limit=50")),
     Query("ui_label", "page /ui/tasks?label=team:T&sort=name",
           lambda r, n: _ui("/ui/tasks", {"label": f"team:{r.choice(TEAMS)}", "sort": "name"})),
     Query("api_get", "API  GET /tasks/{id} (baseline)",

@@ -22,7 +22,7 @@ from psycopg_pool import ConnectionPool
 
 from projections.registry import PROJECTIONS
 from projections.tables import APPLICATION, EVENTS_TABLE, tracking_table
-from projections.schema import ACTIVE_SCHEDULE
+from projections.schema import ACTIVE_SCHEDULE, LEASE_EXPIRED, STOPPED_SCHEDULE
 
 # What a list sorts by: a column of the task view (each with its index, projections.schema).
 SORT_KEYS: dict[str, sql.Composable] = {
@@ -43,6 +43,37 @@ ORDER BY age(backend_xid) DESC LIMIT 1
 """
 _EVENTS = sql.Identifier(EVENTS_TABLE)
 RUN_SORTABLE = ("time", "run", "status", "took_ms")
+# A page of recurring tasks (the dashboard's schedules): active ones by the scheduler's index, stopped ones
+# by theirs, each walked in id order from `after` and stopped at the page; the document of the page's rows
+# is read once each (json_to_record), for the few keys shown.
+SCHEDULES = """
+SELECT s.id, s.namespace, s.name, s.state, s.updated_at, d.schedule,
+       coalesce(d.schedule_cursor, d.created_at) AS cursor, d.run_count, d.last_run_time, d.occurrence_count,
+       d.current_run, CASE WHEN json_typeof(d.pending_runs) = 'array' THEN json_array_length(d.pending_runs)
+                      ELSE 0 END AS waiting_runs
+FROM ((SELECT id, namespace, name, state, updated_at, doc FROM tasks
+       WHERE {active} AND id > %(after)s {namespace} ORDER BY id LIMIT %(limit)s)
+      UNION ALL
+      (SELECT id, namespace, name, state, updated_at, doc FROM tasks
+       WHERE {stopped} AND id > %(after)s {namespace} ORDER BY id LIMIT %(limit)s)
+      ORDER BY id LIMIT %(limit)s) AS s,
+     json_to_record(s.doc) AS d(schedule json, schedule_cursor text, created_at text, run_count integer,
+                                last_run_time text, occurrence_count integer, pending_runs json, current_run json)
+ORDER BY s.id
+"""
+SCHEDULE_COUNTS = """
+SELECT (SELECT count(*) FROM (SELECT 1 FROM tasks WHERE {active} {namespace} LIMIT %(up_to)s) AS a) AS active,
+       (SELECT count(*) FROM (SELECT 1 FROM tasks WHERE {stopped} {namespace} LIMIT %(up_to)s) AS b) AS stopped
+"""
+# The newest runs the watchdog ended, by their own (small) index; the deadline is the message's.
+LEASE_EXPIRIES = """
+SELECT r.task_id, r.attempt AS lease_epoch, r.worker, r.started_at, r.ended_at, r.outcome, r.message,
+       substring(r.message from 'no heartbeat by (.*)$') AS deadline, t.namespace, t.name, t.state
+FROM (SELECT task_id, attempt, worker, started_at, ended_at, outcome, message FROM task_runs
+      WHERE {expired} ORDER BY ended_at DESC, task_id DESC, attempt DESC LIMIT %(limit)s) AS r
+LEFT JOIN tasks AS t ON t.id = r.task_id
+ORDER BY r.ended_at DESC, r.task_id DESC, r.attempt DESC
+"""
 
 
 Rows = list[dict[str, Any]]
@@ -117,6 +148,12 @@ class TaskView(Protocol):
 
     def schedule_runs(self, task_id: UUID, *, sort: str = "time", descending: bool = True, limit: int = 50,
                       offset: int = 0) -> tuple[Rows, int]: ...
+
+    def schedules(self, after: UUID | None, limit: int, namespace: str | None = None) -> Rows: ...
+
+    def schedule_counts(self, up_to: int, namespace: str | None = None) -> dict[str, int]: ...
+
+    def lease_expiries(self, limit: int) -> Rows: ...
 
     def status(self) -> Rows: ...
 
@@ -298,6 +335,30 @@ class PostgresTaskView:
                         "coalesce(doc ->> 'schedule_cursor', doc ->> 'created_at') AS cursor FROM tasks "
                         "WHERE {} AND id > %s ORDER BY id LIMIT %s").format(sql.SQL(ACTIVE_SCHEDULE))
         return self._all(query, (after or UUID(int=0), limit))
+
+    def schedules(self, after: UUID | None, limit: int, namespace: str | None = None) -> Rows:
+        """Recurring tasks whose schedule is active (QUEUED, RUNNING) or stopped (PAUSED, CANCELLING), by id
+        from `after`: id, namespace, name, state, updated_at, schedule, cursor, run_count, last_run_time,
+        occurrence_count, current_run, waiting_runs. Each kind is read along its partial index."""
+        where_ns = sql.SQL("AND namespace = %(namespace)s" if namespace is not None else "")
+        query = sql.SQL(SCHEDULES).format(active=sql.SQL(ACTIVE_SCHEDULE), stopped=sql.SQL(STOPPED_SCHEDULE),
+                                          namespace=where_ns)
+        return self._all(query, {"after": after or UUID(int=0), "limit": limit, "namespace": namespace})
+
+    def schedule_counts(self, up_to: int, namespace: str | None = None) -> dict[str, int]:
+        """How many recurring tasks are active and stopped, each counted up to `up_to` (from its index)."""
+        where_ns = sql.SQL("AND namespace = %(namespace)s" if namespace is not None else "")
+        query = sql.SQL(SCHEDULE_COUNTS).format(active=sql.SQL(ACTIVE_SCHEDULE),
+                                                stopped=sql.SQL(STOPPED_SCHEDULE), namespace=where_ns)
+        row = self._all(query, {"up_to": up_to, "namespace": namespace})[0]
+        return {"active": int(row["active"]), "stopped": int(row["stopped"])}
+
+    def lease_expiries(self, limit: int) -> Rows:
+        """The newest leases the watchdog expired, newest first: task_id, lease_epoch, worker, started_at,
+        ended_at (the expiry), outcome (retrying, failed, cancelled), message, deadline, and the task's
+        namespace, name and state (None once its row is gone)."""
+        query = sql.SQL(LEASE_EXPIRIES).format(expired=sql.SQL(LEASE_EXPIRED.replace("%", "%%")))
+        return self._all(query, {"limit": limit})
 
     def expired_leases(self, now: datetime, limit: int) -> Ids:
         """Running or cancelling tasks whose last heartbeat is older than their heartbeat_timeout, oldest first."""

@@ -178,4 +178,5 @@ def _run_endings(event: Any, base: dict[str, Any]) -> list[Write]:
 
 
 def _expired(event: Any) -> str:
+    """The message of a run the watchdog ended (projections.schema.LEASE_EXPIRED matches it, indexed)."""
     return f"lease {event.lease_epoch} expired: no heartbeat by {event.deadline}"

@@ -8,6 +8,13 @@ ASYNC_COMMIT = "SET LOCAL synchronous_commit TO off"
 
 # Tasks whose schedule records occurrences (ledger.recurrence.ACTIVE); queries repeat it to use the index.
 ACTIVE_SCHEDULE = "NOT dropped AND state IN ('QUEUED', 'RUNNING') AND json_typeof(doc -> 'schedule') = 'object'"
+# Recurring tasks whose schedule is stopped (PAUSED) or ending (CANCELLING): the dashboard's schedules page
+# lists them beside the active ones. Its own index, so that the active one (the scheduler's) keeps its
+# definition; the state test comes first, so other tasks' writes never parse the document for it.
+STOPPED_SCHEDULE = "NOT dropped AND state IN ('PAUSED', 'CANCELLING') AND json_typeof(doc -> 'schedule') = 'object'"
+# A run (lease) the watchdog ended: the message projections.runs writes for a `LeaseExpired`. Queries
+# repeat it to use the index (with each % doubled where the statement has parameters).
+LEASE_EXPIRED = "message LIKE 'lease % expired: no heartbeat by %'"
 
 # What searches read, kept beside the document as generated columns: PostgreSQL computes them from `doc`
 # on every write (the projection writes `doc` only), and a search reads them without parsing the document
@@ -128,6 +135,7 @@ TASKS_DDL = [
     "CREATE INDEX IF NOT EXISTS tasks_lease_deadline ON tasks (lease_deadline) "
     "WHERE lease_deadline IS NOT NULL AND NOT dropped",
     f"CREATE INDEX IF NOT EXISTS tasks_scheduled ON tasks (id) WHERE {ACTIVE_SCHEDULE}",
+    f"CREATE INDEX IF NOT EXISTS tasks_schedule_stopped ON tasks (id) WHERE {STOPPED_SCHEDULE}",
 ]
 
 RUNS_DDL = [
@@ -145,6 +153,9 @@ RUNS_DDL = [
         PRIMARY KEY (task_id, attempt)
     )
     """,
+    # The newest lease expiries (the dashboard's operations page): few rows, read newest first.
+    f"CREATE INDEX IF NOT EXISTS task_runs_lease_expired ON task_runs (ended_at, task_id, attempt) "
+    f"WHERE {LEASE_EXPIRED}",
 ]
 
 OCCURRENCES_DDL = [

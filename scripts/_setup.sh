@@ -1,5 +1,6 @@
 # Sourced by scripts/serve and scripts/test: creates .venv if needed and installs taskledger into it.
-# Usage: source scripts/_setup.sh [extras]   (extras: "test" adds the test tools)
+# Usage: source scripts/_setup.sh [extras]   (extras: "test" adds the test tools, and Debian's chromium for
+# the browser tests in tests/browser when /usr/bin/chromium is missing)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -32,3 +33,35 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 export PATH="$ROOT/.venv/bin:$PATH"
+
+# The browser tests drive the system Chromium through Playwright (Playwright's own browser download is never
+# used). Quiet when it is there; installed with apt-get as root or through passwordless sudo; otherwise the
+# set-up fails saying what to install (TASKLEDGER_CHROMIUM may name another Chromium binary instead).
+ensure_chromium() {
+  local browser="${TASKLEDGER_CHROMIUM:-/usr/bin/chromium}" sudo=() log
+  command -v "$browser" >/dev/null 2>&1 && return 0
+  local help="the browser tests (tests/browser) need Chromium at $browser: install Debian's package as root ('apt-get install chromium'), or set TASKLEDGER_CHROMIUM to a Chromium binary"
+  if [ -n "${TASKLEDGER_CHROMIUM:-}" ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "$help" >&2; exit 1
+  fi
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+      sudo=(sudo -n)
+    else
+      echo "$help (not root, and no passwordless sudo to do it here)" >&2; exit 1
+    fi
+  fi
+  echo "installing Debian's chromium for the browser tests (apt-get; once per machine)..."
+  log="$(mktemp)"
+  if ! { "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium \
+           || { "${sudo[@]}" apt-get update -q && \
+                "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+       } >"$log" 2>&1 || ! command -v "$browser" >/dev/null 2>&1; then
+    tail -n 20 "$log" >&2; rm -f "$log"
+    echo "$help" >&2; exit 1
+  fi
+  rm -f "$log"
+}
+if [ "$EXTRAS" = "test" ]; then
+  ensure_chromium
+fi

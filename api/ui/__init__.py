@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import falcon
 
-from api.ui import pages
+from api.ui import operations, pages, schedules
 from api.ui.docs import ApiDocs
 from api.ui.pages import UiDeps
 
@@ -29,6 +29,9 @@ def mount(app: falcon.App, deps: UiDeps) -> None:
     app.add_route("/ui/tasks/rows", tasks, suffix="rows")
     app.add_route("/ui/tasks/{task_id}", pages.TaskDetail(ui))
     app.add_route("/ui/tasks/{task_id}/{action}", pages.TaskAction(ui))
+    app.add_route("/ui/schedules", schedules.Schedules(ui))
+    app.add_route("/ui/schedules/{task_id}", schedules.ScheduleHistory(ui))
+    app.add_route("/ui/operations", operations.Operations(ui))
     docs = ApiDocs(deps.base)
     app.add_route(f"{deps.base}/docs", docs)
     app.add_route(f"{deps.base}/docs/{{name}}", docs, suffix="file")

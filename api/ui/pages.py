@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 FACADE = "dashboard"
 PAGE_SIZE = 50
-STATE_COUNT_BOUND = 1000  # the badges count each state up to this many tasks ("1000+" beyond)
+STATE_COUNT_BOUND = 200  # the badges count each state up to this many tasks ("200+" beyond)
 TIMELINE_LIMIT = 500  # the newest events a detail page shows (the API pages through all of them)
 OUTPUT_BYTES = 64 * 1024  # of each output buffer, shown on the detail page
 ACTIONS = ("pause", "resume", "cancel", "abort", "drop")
@@ -70,6 +70,7 @@ def environment() -> Environment:
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]),
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["when"] = _when
+    env.filters["qs"] = lambda params: urlencode(params, doseq=True)  # a repeated parameter stays repeated
     env.filters["json"] = lambda value, indent=None: json.dumps(value, indent=indent, default=str,
                                                                 ensure_ascii=False)
     env.globals["STATES"] = STATES

@@ -183,3 +183,12 @@ def test_the_api_docs_and_static_files_are_served_from_this_process(client: test
     if path.endswith("/docs"):
         assert "swagger-ui-bundle.js" in result.text and "http" not in result.text.replace("http-equiv", "")
     assert client.simulate_get("/ui/static/../pages.py").status_code == 404
+
+
+def test_links_keep_every_repeated_filter(api: Api, client: testing.TestClient, namespace: str) -> None:
+    api.get(f"/tasks/{api.create(namespace, 'x')['id']}")
+    session = _login(client, "viewer")
+    page = client.simulate_get("/ui/tasks", query_string=f"namespace={namespace}&state=QUEUED&state=PAUSED",
+                               headers=session)
+    assert page.status_code == 200
+    assert "state=QUEUED&amp;state=PAUSED" in page.text and "%5B" not in page.text  # no Python list in a link

@@ -81,6 +81,7 @@ def test_migrate_turns_an_older_jsonb_document_column_into_json(new_database: An
     with psycopg.connect(url) as conn:  # the table as earlier releases made it
         # (they had none of the search columns generated from the document, which came later)
         conn.execute("DROP INDEX tasks_scheduled")
+        conn.execute("DROP INDEX tasks_schedule_stopped")  # (came after the json document)
         conn.execute("ALTER TABLE tasks DROP COLUMN labels, DROP COLUMN error, DROP COLUMN kylin_cube")
         conn.execute("ALTER TABLE tasks ALTER COLUMN doc TYPE jsonb USING doc::jsonb")
         conn.execute("CREATE INDEX tasks_scheduled ON tasks (id) WHERE NOT dropped AND state IN ('QUEUED', "
