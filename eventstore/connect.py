@@ -25,8 +25,8 @@ def application_name(purpose: str) -> str:
 
 def own_connection(datastore: PostgresDatastore, application_name: str) -> psycopg.Connection[Any]:
     """An autocommit connection to the datastore's database, not taken from its pool."""
-    return psycopg.Connection.connect(autocommit=True, application_name=application_name,
-                                      **connection_kwargs(datastore))
+    return psycopg.Connection.connect(autocommit=True, **{**connection_kwargs(datastore),
+                                                         "application_name": application_name})
 
 
 def alive(conn: psycopg.Connection[Any]) -> bool:

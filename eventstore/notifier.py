@@ -75,8 +75,8 @@ class Notifier:
                 conn.close()
                 conn = None
             if conn is None:
-                conn = psycopg.Connection.connect(autocommit=True, application_name=application_name("notifier"),
-                                                  **self.kwargs)
+                conn = psycopg.Connection.connect(autocommit=True, **{
+                    **self.kwargs, "application_name": application_name("notifier")})
                 # A wake-up needs no durability; its commit must not wait for (or hold the queue lock through) fsync.
                 conn.execute("SET synchronous_commit TO off")
             conn.execute(self.statement)

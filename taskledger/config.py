@@ -260,11 +260,15 @@ def projection_env(database_url: str) -> dict[str, str]:
 def eventsourcing_env(database_url: str, *, create_table: bool = False, pool_size: int = 4,
                       overflow: int | None = None) -> dict[str, str]:
     """The eventsourcing library's settings for a PostgreSQL URL (TCP or unix-socket host)."""
-    from psycopg.conninfo import conninfo_to_dict
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
     info = conninfo_to_dict(database_url)
+    # Every other libpq parameter of the URL (target_session_attrs, sslmode, application_name, …) goes to the
+    # pool too (eventstore/factory.py): eventsourcing's own settings name only these five.
+    extra = {k: v for k, v in info.items() if k not in ("dbname", "host", "port", "user", "password")}
     return {
-        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "PERSISTENCE_MODULE": "eventstore.factory:LedgerFactory",
+        "POSTGRES_CONNINFO_EXTRA": make_conninfo("", **extra) if extra else "",
         "POSTGRES_DBNAME": str(info.get("dbname", "postgres")),
         "POSTGRES_HOST": str(info.get("host", "localhost")),
         "POSTGRES_PORT": str(info.get("port", "5432")),
