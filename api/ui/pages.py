@@ -137,9 +137,10 @@ def page(method: Responder) -> Responder:
             pages.render(req, resp, "error.html", 503, title="Database unavailable",
                          message="The database does not answer right now; try again in a moment.")
         except falcon.HTTPStatus:
-            raise
-        except falcon.HTTPError:
-            raise
+            raise  # the redirects
+        except falcon.HTTPError as refused:  # a bad parameter (`as_of=abc`), an unknown action: HTML too
+            pages.render(req, resp, "error.html", refused.status_code, who=None, title=refused.title or "Refused",
+                         message=refused.description or "This request cannot be answered.")
         except Exception:
             log.exception("dashboard page failed (request %s)", req.context.get("request_id"))
             pages.render(req, resp, "error.html", 500, title="Internal error",

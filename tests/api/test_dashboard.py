@@ -126,8 +126,10 @@ def test_the_detail_shows_fields_steps_timeline_chain_and_time_travel(api: Api, 
     assert past.status_code == 200
     assert 'data-field="state">QUEUED<' in past.text and 'data-field="version">1<' in past.text
     assert "Showing the task as it was after event 1" in past.text
-    beyond = client.simulate_get(f"/ui/tasks/{task_id}", params={"as_of": "999"}, headers=session)
-    assert beyond.status_code == 400 or 'data-field="version">' in beyond.text
+    for bad in ("999", "abc", "0"):
+        beyond = client.simulate_get(f"/ui/tasks/{task_id}", params={"as_of": bad}, headers=session)
+        assert beyond.status_code == 400 and beyond.headers["Content-Type"].startswith("text/html"), bad
+        assert "as_of" in beyond.text
     missing = client.simulate_get("/ui/tasks/not-a-uuid", headers=session)
     assert missing.status_code == 404 and "No such task" in missing.text
 
