@@ -44,9 +44,29 @@ proc_name = "taskledger-api"
 control_socket_disable = True
 
 
+# /metrics sums every worker only in Prometheus multiprocess mode: in every mode (not only under `taskledger
+# serve`) the workers get a directory for their metric files, a private one unless PROMETHEUS_MULTIPROC_DIR
+# names one. Set here in the master, before any worker forks; kept across a reload (HUP) of this file.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    import tempfile
+
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="taskledger-metrics-")
+
+
+def wipe_metrics_dir() -> None:
+    """A previous run's metric files would be summed in (counters of dead workers): the directory starts empty."""
+    path = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    os.makedirs(path, exist_ok=True)
+    for name in os.listdir(path):
+        if name.endswith(".db"):
+            os.remove(os.path.join(path, name))
+
+
 def on_starting(server):  # noqa: ANN001 -- gunicorn hook signature
-    """Under `taskledger serve` (TASKLEDGER_PARENT_PID), the master stops when serve dies, even by SIGKILL:
-    an orphaned gunicorn would keep the port and answer without projections."""
+    """The metric files start empty (once: not on a reload, when the live workers' files are in use). Under
+    `taskledger serve` (TASKLEDGER_PARENT_PID), the master stops when serve dies, even by SIGKILL: an orphaned
+    gunicorn would keep the port and answer without projections."""
+    wipe_metrics_dir()
     parent = os.environ.get("TASKLEDGER_PARENT_PID")
     if not parent:
         return

@@ -358,3 +358,22 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def test_the_gunicorn_settings_give_every_mode_a_fresh_multiprocess_metrics_dir(tmp_path: Path) -> None:
+    probe = ("import os, runpy, sys; conf = runpy.run_path(sys.argv[1]); conf['on_starting'](None); "
+             "path = os.environ['PROMETHEUS_MULTIPROC_DIR']; print(path, sorted(os.listdir(path)))")
+    conf = str(ROOT / "ops" / "gunicorn.conf.py")
+    base = {k: v for k, v in os.environ.items() if k not in ("PROMETHEUS_MULTIPROC_DIR", "TASKLEDGER_PARENT_PID")}
+    base["TASKLEDGER_DATABASE_URL"] = CLOSED_PORT_URL
+    private = subprocess.run([sys.executable, "-c", probe, conf], env=base, capture_output=True, text=True,
+                             timeout=60, check=True)
+    path, files = private.stdout.split(" ", 1)
+    assert "taskledger-metrics-" in path and files.strip() == "[]"  # production gunicorn sums its workers too
+    given = tmp_path / "metrics"
+    given.mkdir()
+    (given / "counter_123.db").write_bytes(b"stale")
+    (given / "keep.txt").write_text("not a metric file")
+    named = subprocess.run([sys.executable, "-c", probe, conf], env={**base, "PROMETHEUS_MULTIPROC_DIR": str(given)},
+                           capture_output=True, text=True, timeout=60, check=True)
+    assert named.stdout.strip() == f"{given} ['keep.txt']"  # a previous run's metric files are wiped
