@@ -12,13 +12,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import falcon
-from marshmallow import ValidationError
 
 from api.fields import QueryInt, QuerySchema
-from api.problems import field_errors
 from api.resources.ops import STALL_SECONDS, held, stalled
 from api.rules import Between
-from api.ui.pages import Pages, page
+from api.ui.pages import Pages, _params, form_query, page
 from api.ui.schedules import moment
 
 EXPIRIES = 20  # lease expiries shown unless `limit` asks for another number (up to 500)
@@ -53,11 +51,9 @@ class Operations:
     @page
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         who = self.pages.viewer(req)
-        params = {k: v for k, v in req.params.items() if v not in ("", [])}
-        try:
-            query: dict[str, Any] = OperationsQuery().load(params)
-        except ValidationError as error:
-            self.pages.render(req, resp, "operations.html", 400, who, errors=field_errors(error.messages),
+        query, errors = form_query(OperationsQuery(), _params(req))
+        if errors:
+            self.pages.render(req, resp, "operations.html", 400, who, errors=errors,
                               projections=[], expiries=[], head=None, limit=EXPIRIES, stall_seconds=STALL_SECONDS,
                               api=f"{self.pages.deps.base}/projections")
             return

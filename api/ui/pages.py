@@ -7,6 +7,7 @@ action says why, and an unexpected error names only its request id (the log has 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -20,7 +21,7 @@ from uuid import UUID
 
 import falcon
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from marshmallow import ValidationError
+from marshmallow import Schema, ValidationError
 
 from api import schemas as s
 from api.auth import Authenticator, CredentialsUnavailableError, LoginLimiter
@@ -335,24 +336,28 @@ def chain_status(timeline: list[dict[str, Any]], current: dict[str, Any]) -> dic
 
 def _list_query(req: falcon.Request, ignore: tuple[str, ...] = ()) -> tuple[dict[str, Any], list[dict[str, str]]]:
     """The list's query validated as `GET /tasks` validates it; empty form fields mean "any"."""
-    params = {k: v for k, v in req.params.items() if k not in ignore and v not in ("", [])}
+    params = _params(req, ignore)
     label = params.get("label")
     if isinstance(label, str):  # the form's one field may hold several selectors, separated by spaces
         params["label"] = label.split() or label
+    return form_query(s.ListTasksQuery(), params)
+
+
+def form_query(schema: Schema, params: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """A page's query validated by the API's own schema: the values, or none and the broken rules by field."""
     try:
-        loaded: dict[str, Any] = s.ListTasksQuery().load(params)
+        loaded: dict[str, Any] = schema.load(params)
     except ValidationError as error:
         return {}, field_errors(error.messages)
     return loaded, []
 
 
 def _params(req: falcon.Request, drop: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The query string's parameters; an empty form field means "any", so it is left out."""
     return {k: v for k, v in req.params.items() if k not in drop and v not in ("", [])}
 
 
 def _without_states(flt: TaskFilter) -> TaskFilter:
-    import dataclasses
-
     return dataclasses.replace(flt, states=())
 
 

@@ -20,13 +20,12 @@ from zoneinfo import ZoneInfo
 
 import falcon
 from cron_descriptor import CasingTypeEnum, ExpressionDescriptor
-from marshmallow import ValidationError, fields
+from marshmallow import fields
 
 from api import schemas as s
 from api.fields import QueryInt, QuerySchema, Str
-from api.problems import field_errors
 from api.rules import Between, Printable, Size
-from api.ui.pages import Pages, _task_id, page
+from api.ui.pages import Pages, _params, _task_id, form_query, page
 from ledger.errors import InvalidValueError, TaskNotFoundError
 from ledger.schedule import Calendar
 
@@ -137,11 +136,10 @@ class Schedules:
     @page
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         who = self.pages.viewer(req)
-        params = {k: v for k, v in req.params.items() if v not in ("", [])}
-        try:
-            query: dict[str, Any] = ScheduleListQuery().load(params)
-        except ValidationError as error:
-            self.pages.render(req, resp, "schedules.html", 400, who, errors=field_errors(error.messages),
+        params = _params(req)
+        query, errors = form_query(ScheduleListQuery(), params)
+        if errors:
+            self.pages.render(req, resp, "schedules.html", 400, who, errors=errors,
                               params=params, items=[], counts=None, count_bound=COUNT_BOUND, next_after=None)
             return
         deps = self.pages.deps
@@ -175,12 +173,8 @@ class ScheduleHistory:
             self.pages.render(req, resp, "error.html", 404, who, title="Not a recurring task",
                               message=f"Task {tid} has no schedule; its page shows its runs.")
             return
-        params = {k: v for k, v in req.params.items() if v not in ("", [])}
-        try:
-            query: dict[str, Any] = s.TaskRunsQuery().load(params)
-            errors: list[dict[str, str]] = []
-        except ValidationError as error:
-            query, errors = {}, field_errors(error.messages)
+        params = _params(req)
+        query, errors = form_query(s.TaskRunsQuery(), params)
         now = deps.ledger.clock()
         task = schedule_row(_as_schedule_row(tid, doc), deps.ledger.calendar, now)
         sort, limit = query.get("sort", "-time"), query.get("limit", OCCURRENCE_PAGE)
