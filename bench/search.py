@@ -819,6 +819,17 @@ class SizeResult:
     fill: dict[str, Any]
     load: list[float]
     queries: dict[str, dict[str, Any]]
+    # --paired: the smallest size's own database measured again, query by query, just before each of this
+    # size's measurements (the same round, the same load): what the ratios are taken from.
+    baseline: dict[str, dict[str, Any]] | None = None
+    ratios: dict[str, float | None] | None = None
+
+
+def paired_ratio(base: list[Timing], large: list[Timing]) -> float | None:
+    """Median over rounds of p99(large) / p99(baseline), each pair measured back to back."""
+    ratios = [b99 and l99 and l99 / b99 for b99, l99 in ((b.pick(99), t.pick(99)) for b, t in zip(base, large))]
+    kept = [r for r in ratios if r]
+    return statistics.median(kept) if kept else None
 
 
 def summarise_query(rounds: list[Timing]) -> dict[str, Any]:
@@ -840,11 +851,14 @@ def summarise_query(rounds: list[Timing]) -> dict[str, Any]:
 class Bench:
     """What one run starts, fills and measures."""
 
-    def __init__(self, args: argparse.Namespace, workdir: Path, db: svc.ScratchDatabase) -> None:
-        self.args, self.db = args, db
+    def __init__(self, args: argparse.Namespace, workdir: Path, db: svc.ScratchDatabase,
+                 base_db: svc.ScratchDatabase | None = None) -> None:
+        self.args, self.db, self.base_db = args, db, base_db
         self.service = Service(args, workdir, db)
+        self.base_service = Service(args, workdir / "baseline", base_db) if base_db is not None else None
         self.filler: Filler | None = None
         self.http: Http | None = None
+        self.base_http: Http | None = None
 
     def run(self) -> dict[str, Any]:
         self.service.start()
@@ -852,6 +866,8 @@ class Bench:
         sizes = self.args.sizes
         self.filler = Filler(self.db.url, self.args.fill_threads, self.args.fill_batch, max(sizes),
                              processes=self.args.fill_processes, timeout=self.args.fill_timeout)
+        if self.base_service is not None:
+            self.start_baseline(sizes[0])
         results: list[SizeResult] = []
         filled = 0
         for size in sizes:
@@ -864,6 +880,24 @@ class Bench:
             explain = explain_all(self.db.url, sizes[-1], seed=4242)
         bulk = self.bulk() if self.args.bulk_tasks > 0 else None
         return {"sizes": sizes, "results": [asdict(r) for r in results], "explain": explain, "bulk": bulk}
+
+    def start_baseline(self, size: int) -> None:
+        """The smallest size again in a database of its own, with its own service, filled like the first
+        `size` tasks of the main one (the same specs, times and spacing), kept for the paired measurements."""
+        assert self.base_service is not None and self.base_db is not None and self.filler is not None
+        (self.base_service.workdir).mkdir(exist_ok=True)
+        self.base_service.start()
+        self.base_http = Http(self.base_service.base, self.base_service.auth)
+        progress(f"baseline database {self.base_db.name}: filling tasks 0..{size:,}")
+        filler = Filler(self.base_db.url, self.args.fill_threads, self.args.fill_batch, max(self.args.sizes),
+                        processes=0, started=self.filler.started, timeout=self.args.fill_timeout)
+        try:
+            filler.fill(0, size, f"baseline {size:,}")
+        finally:
+            filler.close()
+        wait_projected(self.base_db, self.args.projection_timeout, self.base_service)
+        analyze(self.base_db, not self.args.analyze_only)
+        check_view(self.base_http, size)
 
     def grow(self, start: int, end: int) -> dict[str, Any]:
         """Fills the view from `start` to `end` tasks, waits for the projections, runs ANALYZE."""
@@ -890,19 +924,37 @@ class Bench:
         # them with cheap reads before anything is timed.
         run_requests(self.http, [QUERIES[0].make(random.Random(k), size) for k in range(SETTLE_REQUESTS)],
                      self.args.clients, (200,), time.monotonic() + 60)
+        smallest = self.args.sizes[0]
+        paired = self.base_http is not None and size > smallest
+        if paired:
+            assert self.base_http is not None
+            run_requests(self.base_http, [QUERIES[0].make(random.Random(k), smallest) for k in range(SETTLE_REQUESTS)],
+                         self.args.clients, (200,), time.monotonic() + 60)
         loads = [os.getloadavg()[0]]
         per_query: dict[str, list[Timing]] = {q.key: [] for q in QUERIES}
+        base_query: dict[str, list[Timing]] = {q.key: [] for q in QUERIES}
         for rnd in range(self.args.rounds):
             progress(f"size {size:,}, round {rnd + 1}/{self.args.rounds}: {len(QUERIES)} queries x "
-                     f"{self.args.requests} requests, {self.args.clients} clients")
+                     f"{self.args.requests} requests, {self.args.clients} clients"
+                     + (f", each just after the same query on the {smallest:,} baseline" if paired else ""))
             for k, query in enumerate(QUERIES):
+                base_note = ""
+                if paired:
+                    assert self.base_http is not None
+                    base = measure(self.base_http, query, smallest, self.args, seed=smallest * 1000 + rnd * 100 + k)
+                    base_query[query.key].append(base)
+                    base_note = f"  (baseline {_ms(base.pick(50))}/{_ms(base.pick(99))})"
                 timing = measure(self.http, query, size, self.args, seed=size * 1000 + rnd * 100 + k)
                 per_query[query.key].append(timing)
                 p50, p99 = timing.pick(50), timing.pick(99)
                 note = f"  {timing.error}" if timing.error else ""
-                progress(f"  {query.label:<42} p50 {_ms(p50)} p99 {_ms(p99)} ms{note}")
+                progress(f"  {query.label:<42} p50 {_ms(p50)} p99 {_ms(p99)} ms{base_note}{note}")
             loads.append(os.getloadavg()[0])
-        return SizeResult(size, fill, loads, {k: summarise_query(v) for k, v in per_query.items()})
+        result = SizeResult(size, fill, loads, {k: summarise_query(v) for k, v in per_query.items()})
+        if paired:
+            result.baseline = {k: summarise_query(v) for k, v in base_query.items()}
+            result.ratios = {k: paired_ratio(base_query[k], per_query[k]) for k in per_query}
+        return result
 
     def bulk(self) -> dict[str, Any]:
         """Extra QUEUED tasks for the bulk cancel and its single-task baseline, then both measured."""
@@ -929,6 +981,8 @@ class Bench:
         if self.filler is not None:
             self.filler.close()
         self.service.stop()
+        if self.base_service is not None:
+            self.base_service.stop()
 
 
 # ------------------------------------------------------------------------------------------ report
@@ -945,6 +999,12 @@ def _cell(row: dict[str, Any]) -> str:
 
 
 def ratio_of(result: dict[str, Any], key: str) -> float | None:
+    """The largest size's p99 over the smallest's: paired (the median of the rounds' back-to-back ratios)
+    when the run kept a baseline, else the two sizes' medians, measured at different times."""
+    paired = result["results"][-1].get("ratios")
+    if paired is not None:
+        value = paired.get(key)
+        return None if value is None else float(value)
     first, last = result["results"][0]["queries"][key], result["results"][-1]["queries"][key]
     if first["p99_ms"] and last["p99_ms"] and len(result["results"]) > 1:
         return float(last["p99_ms"]) / float(first["p99_ms"])
@@ -962,7 +1022,10 @@ def print_report(result: dict[str, Any]) -> None:
           "each fill; cells are p50/p99 ms")
     print()
     width = 44
-    header = f"{'query':<{width}}" + "".join(f"{s:>16,}" for s in sizes) + f"{'p99 ratio':>11}{'hits@max':>10}"
+    baseline = result["results"][-1].get("baseline")
+    paired_title = f"{sizes[0]:,} paired" if baseline else ""
+    header = (f"{'query':<{width}}" + "".join(f"{s:>16,}" for s in sizes) + (f"{paired_title:>16}" if baseline else "")
+              + f"{'p99 ratio':>11}{'hits@max':>10}")
     print(header)
     print("-" * len(header))
     for query in QUERIES:
@@ -970,7 +1033,8 @@ def print_report(result: dict[str, Any]) -> None:
         ratio = ratio_of(result, query.key)
         flag = "" if ratio is None else ("  " if ratio <= GOAL_RATIO else " !")
         hits = rows[-1]["hits_median"]
-        print(f"{query.label:<{width}}" + "".join(f"{_cell(r):>16}" for r in rows) +
+        paired_cell = f"{_cell(baseline[query.key]):>16}" if baseline else ""
+        print(f"{query.label:<{width}}" + "".join(f"{_cell(r):>16}" for r in rows) + paired_cell +
               f"{('-' if ratio is None else f'{ratio:.2f}'):>9}{flag}{('-' if hits is None else f'{hits:,.0f}'):>10}")
     print("-" * len(header))
     footer: tuple[tuple[str, Callable[[dict[str, Any]], str]], ...] = (
@@ -982,7 +1046,12 @@ def print_report(result: dict[str, Any]) -> None:
     for title, cell in footer:
         print(f"{title:<{width}}" + "".join(f"{cell(r):>16}" for r in result["results"]))
     print()
-    print(f"p99 ratio = p99 at {sizes[-1]:,} / p99 at {sizes[0]:,} (issue 11 wants <= {GOAL_RATIO}; ! = above); "
+    if baseline:
+        print(f"p99 ratio = median over rounds of p99 at {sizes[-1]:,} / p99 of the {sizes[0]:,} baseline database "
+              f"measured just before it (the '{paired_title}' column, same round, same load)")
+    else:
+        print(f"p99 ratio = p99 at {sizes[-1]:,} / p99 at {sizes[0]:,}, measured when each size was filled")
+    print(f"(issue 11 wants <= {GOAL_RATIO}; ! = above); "
           "hits@max = median matches per request at the largest size (total, Kylin size, HugeGraph list length, "
           "bulk matched); * = cut short by --query-timeout")
     for query in QUERIES:
@@ -1068,6 +1137,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              f"answers, else an embedded one); the bench uses its own database {SCRATCH_DB}")
     parser.add_argument("--workers", type=int, help="gunicorn workers (default: ops/gunicorn.conf.py's)")
     parser.add_argument("--threads", type=int, help="gunicorn threads per worker (default: the conf's)")
+    parser.add_argument("--paired", action=argparse.BooleanOptionalAction, default=True,
+                        help="keep the smallest size in a second database with its own service and measure each "
+                             "query there just before each larger size's, so each ratio compares two figures "
+                             "taken under the same load (default on; --no-paired: the ratio of the sizes' figures "
+                             "measured when each was filled)")
     parser.add_argument("--keep-database", action="store_true", help=f"do not drop {SCRATCH_DB} at the end")
     parser.add_argument("--keep-logs", action="store_true", help="keep the temporary folder with the server log")
     parser.add_argument("--json", action="store_true", help="print machine-readable results instead of the table")
@@ -1101,6 +1175,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="taskledger-bench-search-"))
     embedded = None
     db: svc.ScratchDatabase | None = None
+    base_db: svc.ScratchDatabase | None = None
     bench: Bench | None = None
     began = time.monotonic()
     try:
@@ -1108,7 +1183,10 @@ def main(argv: list[str] | None = None) -> int:
         db = svc.ScratchDatabase(server_url, SCRATCH_DB)
         progress(f"scratch database {db.name} on {svc.describe_url(server_url)} ({source}); logs in {workdir}")
         db.recreate()
-        bench = Bench(args, workdir, db)
+        if args.paired and len(args.sizes) > 1:
+            base_db = svc.ScratchDatabase(server_url, f"{SCRATCH_DB}_base")
+            base_db.recreate()
+        bench = Bench(args, workdir, db, base_db)
         info = context(args, db, bench.service)
         result = {"context": info, **bench.run()}
         result["context"]["seconds"] = round(time.monotonic() - began, 1)
@@ -1125,6 +1203,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if bench is not None:
             bench.close()
+        svc.drop_scratch(base_db, None, args.keep_database, progress)
         svc.drop_scratch(db, embedded, args.keep_database, progress)
         if not args.keep_logs:
             shutil.rmtree(workdir, ignore_errors=True)
