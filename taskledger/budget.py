@@ -77,3 +77,29 @@ def serve_budget(workers: int, pool_size: int, projection_count: int = 2) -> Bud
     roles = role() + role()
     return api(workers, pool_size) + projections(projection_count) + Budget(
         roles.idle, roles.peak, f"scheduler and watchdog {roles.peak}")
+
+
+# A `taskledger project` replica that does not lead a projection waits for its leader lock on one connection.
+PROJECTION_FOLLOWER = 1
+
+
+def projection_replicas(replicas: int, count: int = 2) -> Budget:
+    """`replicas` processes running `count` projections: each projection's leader, and the others' waits."""
+    lead = projections(count)
+    waiting = (replicas - 1) * count * PROJECTION_FOLLOWER
+    return Budget(lead.idle + waiting, lead.peak + waiting, f"{lead.formula} leading + {waiting} waiting")
+
+
+def per_role(api_machines: int, workers: int, pool_size: int, projection_replicas_: int, schedulers: int,
+             watchdogs: int, projection_count: int = 2) -> dict[str, Budget]:
+    """A deployment of separate processes (docs/deployment.md): each role's connections, all its replicas."""
+    def times(n: int, one: Budget, what: str) -> Budget:
+        return Budget(n * one.idle, n * one.peak, f"{n} x {what}")
+
+    one_api = api(workers, pool_size)
+    return {
+        "api": times(api_machines, one_api, f"({one_api.formula})"),
+        "project": projection_replicas(projection_replicas_, projection_count),
+        "schedule": times(schedulers, role(), str(role().peak)),
+        "watchdog": times(watchdogs, role(), str(role().peak)),
+    }

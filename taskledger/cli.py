@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     from taskledger.account_commands import register as register_accounts
     from taskledger.tools.commands import register as register_tools
 
+    from taskledger.budget_command import register as register_budget
     from taskledger.bulk_command import register as register_bulk
     from taskledger.tasks_command import register as register_tasks
 
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_tools(commands)
     register_bulk(commands)
     register_tasks(commands)
+    register_budget(commands)
     return parser
 
 
