@@ -400,7 +400,15 @@ class Service:
         self.process: svc.Process | None = None
         self.base = ""
 
-    def start(self) -> None:
+    def start(self, reset_admin: bool = False) -> None:
+        if reset_admin:  # a kept database's admin has an earlier run's password
+            import subprocess
+
+            done = subprocess.run([sys.executable, "-m", "taskledger.cli", "users", "add", "admin", "--role", "admin",
+                                   "--password-stdin"], input=self.password, capture_output=True, text=True,
+                                  env={**os.environ, "TASKLEDGER_DATABASE_URL": self.db.url}, timeout=120)
+            if done.returncode != 0:
+                raise svc.ServiceError(f"could not reset the kept database's admin password: {done.stderr.strip()}")
         self.process, url = svc.migrate_and_serve(self.db.url, self.workdir, self.password, self.env, progress)
         self.base = url[: -len(API)]
 
@@ -861,7 +869,7 @@ class Bench:
         self.base_http: Http | None = None
 
     def run(self) -> dict[str, Any]:
-        self.service.start()
+        self.service.start(reset_admin=self.args.reuse_database)
         self.http = Http(self.service.base, self.service.auth)
         sizes = self.args.sizes
         self.filler = Filler(self.db.url, self.args.fill_threads, self.args.fill_batch, max(sizes),
@@ -870,7 +878,16 @@ class Bench:
             self.start_baseline(sizes[0])
         results: list[SizeResult] = []
         filled = 0
-        for size in sizes:
+        if self.args.reuse_database:  # no fill: the kept view, once projected, must hold the largest size
+            wait_projected(self.db, self.args.projection_timeout, self.service)
+            reuse_check(self.db, sizes[-1])
+            analyze(self.db, not self.args.analyze_only)
+            sizes = sizes[-1:]
+            filled = sizes[0]
+            results.append(self.measure_size(sizes[0], {"tasks": 0, "events": 0, "append_seconds": 0.0,
+                                                        "projected_seconds": 0.0, "catch_up_seconds": 0.0,
+                                                        "tasks_per_s": 0.0, "events_per_s": 0.0, "reused": True}))
+        for size in sizes[len(results):]:
             fill = self.grow(filled, size)
             filled = size
             results.append(self.measure_size(size, fill))
@@ -1143,6 +1160,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "taken under the same load (default on; --no-paired: the ratio of the sizes' figures "
                              "measured when each was filled)")
     parser.add_argument("--keep-database", action="store_true", help=f"do not drop {SCRATCH_DB} at the end")
+    parser.add_argument("--reuse-database", action="store_true",
+                        help=f"measure a {SCRATCH_DB} kept by an earlier --keep-database run that holds the largest "
+                             "size (no fill; implies --keep-database and --paired: the smaller size comes from the "
+                             "baseline database, filled afresh; two sizes only), e.g. to compare a query change at "
+                             "1M tasks without refilling")
     parser.add_argument("--keep-logs", action="store_true", help="keep the temporary folder with the server log")
     parser.add_argument("--json", action="store_true", help="print machine-readable results instead of the table")
     args = parser.parse_args(argv)
@@ -1152,9 +1174,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--sizes must be whole numbers separated by commas")
     if not args.sizes or any(s < 100 for s in args.sizes) or args.sizes != sorted(set(args.sizes)):
         parser.error("--sizes must be ascending, distinct, each at least 100")
+    if args.reuse_database:
+        if len(args.sizes) != 2 or not args.paired:
+            parser.error("--reuse-database measures two sizes, the smaller in the paired baseline: give --sizes "
+                         "SMALL,LARGE and leave --paired on")
+        args.keep_database = True
     if min(args.requests, args.clients, args.rounds, args.fill_threads, args.fill_batch, args.single_threads) < 1:
         parser.error("--requests, --clients, --rounds, --fill-threads, --fill-batch, --single-threads must be >= 1")
     return args
+
+
+def reuse_check(db: svc.ScratchDatabase, size: int) -> None:
+    """--reuse-database: the kept database must hold exactly the largest size's filled tasks."""
+    try:
+        with psycopg.connect(db.url, autocommit=True) as conn:
+            row = conn.execute("SELECT count(*) FROM tasks WHERE namespace NOT LIKE 'bench-%'").fetchone()
+    except psycopg.Error as exc:
+        raise svc.ServiceError(f"--reuse-database: cannot read {db.name} ({exc}); run once with --keep-database")
+    held = int(row[0]) if row else 0
+    if held != size:
+        raise svc.ServiceError(f"--reuse-database: {db.name} holds {held:,} filled tasks, not {size:,}; run once "
+                               f"with --sizes ...,{size} --keep-database")
 
 
 def context(args: argparse.Namespace, db: svc.ScratchDatabase, service: Service) -> dict[str, Any]:
@@ -1182,7 +1222,8 @@ def main(argv: list[str] | None = None) -> int:
         server_url, source, embedded = choose_server(args, workdir)
         db = svc.ScratchDatabase(server_url, SCRATCH_DB)
         progress(f"scratch database {db.name} on {svc.describe_url(server_url)} ({source}); logs in {workdir}")
-        db.recreate()
+        if not args.reuse_database:
+            db.recreate()
         if args.paired and len(args.sizes) > 1:
             base_db = svc.ScratchDatabase(server_url, f"{SCRATCH_DB}_base")
             base_db.recreate()
