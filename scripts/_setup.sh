@@ -62,6 +62,35 @@ ensure_chromium() {
   fi
   rm -f "$log"
 }
+
+# The failover test (tests/e2e/test_failover.py) runs a pg_auto_failover formation: Debian's packages, installed
+# the same way as chromium above, with the same clear message when they cannot be.
+ensure_pg_autoctl() {
+  local sudo=() log packages=(postgresql-15-auto-failover pg-auto-failover-cli)
+  command -v pg_autoctl >/dev/null 2>&1 && return 0
+  local help="the failover test (tests/e2e/test_failover.py) needs pg_autoctl: install Debian's packages as root ('apt-get install ${packages[*]}')"
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "$help" >&2; exit 1
+  fi
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+      sudo=(sudo -n)
+    else
+      echo "$help (not root, and no passwordless sudo to do it here)" >&2; exit 1
+    fi
+  fi
+  echo "installing Debian's pg_auto_failover for the failover test (apt-get; once per machine)..."
+  log="$(mktemp)"
+  if ! { "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${packages[@]}" \
+           || { "${sudo[@]}" apt-get update -q && \
+                "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${packages[@]}"; }
+       } >"$log" 2>&1 || ! command -v pg_autoctl >/dev/null 2>&1; then
+    tail -n 20 "$log" >&2; rm -f "$log"
+    echo "$help" >&2; exit 1
+  fi
+  rm -f "$log"
+}
 if [ "$EXTRAS" = "test" ]; then
   ensure_chromium
+  ensure_pg_autoctl
 fi

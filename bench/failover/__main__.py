@@ -1,0 +1,5 @@
+import sys
+
+from bench.failover.run import main
+
+sys.exit(main())
