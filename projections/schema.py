@@ -176,4 +176,28 @@ OCCURRENCES_DDL = [
     """,
     "CREATE INDEX IF NOT EXISTS task_occurrences_open ON task_occurrences (task_id, run) "
     "WHERE status IN ('pending', 'running')",
+    # /metrics counts the occurrences that did not run at each scrape (docs/observability.md): by this index
+    # alone, never by reading the whole history.
+    "CREATE INDEX IF NOT EXISTS task_occurrences_not_run ON task_occurrences (status) "
+    "WHERE status IN ('skipped', 'missed')",
+]
+
+# What `taskledger archive` removed from the read tables (docs/retention.md). Not a projection's table: no
+# projection writes it and rebuild leaves it in place; verify and rebuild read it to leave archived events out.
+# Created by the archive tool itself, idempotently, the first time it runs.
+ARCHIVED_DDL = [
+    """
+    CREATE TABLE IF NOT EXISTS archived_tasks (
+        task_id uuid PRIMARY KEY,
+        namespace text NOT NULL,
+        archive text NOT NULL,
+        archive_sha256 text NOT NULL,
+        archived_at timestamptz NOT NULL DEFAULT now(),
+        events integer NOT NULL,
+        version integer NOT NULL,
+        last_position bigint NOT NULL,
+        pruned boolean NOT NULL DEFAULT false
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS archived_tasks_unpruned ON archived_tasks (archive) WHERE NOT pruned",
 ]

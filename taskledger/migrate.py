@@ -25,4 +25,17 @@ def migrate(database_url: str) -> None:
         factory.tracking_recorder(view_class)
         factory.close()
     accounts.create_tables(database_url)
+    _create_archive_record(database_url)
     log.info("schema is up to date")
+
+
+def _create_archive_record(database_url: str) -> None:
+    """`archived_tasks`, what `taskledger archive` removed (docs/retention.md): made here too, so that verify and
+    rebuild find it on every migrated database (archive also makes it on one migrated before it existed)."""
+    import psycopg
+
+    from projections.schema import ARCHIVED_DDL
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for statement in ARCHIVED_DDL:
+            conn.execute(statement)

@@ -1,7 +1,8 @@
-"""The tools' subcommands: `register(subparsers)` adds audit, replay, verify, export, import and rebuild
-to the `taskledger` CLI; `main()` runs them alone (`python -m taskledger.tools.commands`).
+"""The tools' subcommands: `register(subparsers)` adds audit, replay, verify, export, import, rebuild
+and archive to the `taskledger` CLI; `main()` runs them alone (`python -m taskledger.tools.commands`).
 
-Exit codes: 0 done (verify: all consistent), 1 verify, audit or rebuild found a problem in the data,
+Exit codes: 0 done (verify: all consistent), 1 verify (of a database or an archive file), audit or rebuild found
+a problem in the data,
 2 the command could not run (bad arguments, unknown task, unreachable database, bad import file).
 """
 
@@ -37,6 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     verify.add_argument("--json", action="store_true", help="one JSON report on stdout")
     verify.add_argument("--skip-projections", action="store_true",
                         help="do not replay the projections into a scratch schema (no CREATE privilege needed)")
+    verify.add_argument("--archive", metavar="FILE",
+                        help="check an archive file of `taskledger archive` instead, offline (no database)")
     _quiet(verify)
     export = _add(subparsers, "export", "write every event as JSON Lines, in log order", cmd_export,
                   "taskledger export --out ledger-2025-05-01.jsonl")
@@ -47,6 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     load.add_argument("file", metavar="FILE", help="an export file, or - for standard input")
     _quiet(load)
     _register_rebuild(subparsers)
+    _register_archive(subparsers)
 
 
 def _register_rebuild(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -70,6 +74,40 @@ def _register_rebuild(subparsers: argparse._SubParsersAction) -> None:  # type: 
     parser.add_argument("--batch-size", type=_batch_size, default=2000, metavar="EVENTS",
                         help="events applied per transaction (default 2000; a killed run loses at most one batch)")
     _quiet(parser)
+
+
+def _register_archive(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = _add(subparsers, "archive", "move ended tasks older than an age to a verifiable JSON Lines file and "
+                  "out of the read tables", cmd_archive,
+                  "taskledger archive --namespace etl --ended-before 30d --output etl-2026-11.jsonl\n"
+                  "  taskledger archive --all-namespaces --ended-before 90d --dry-run\n"
+                  "  taskledger verify --archive etl-2026-11.jsonl   # offline")
+    scope = parser.add_mutually_exclusive_group(required=True)
+    scope.add_argument("--namespace", action="append", metavar="NS", help="this namespace (repeatable)")
+    scope.add_argument("--namespace-prefix", metavar="PREFIX", help="every namespace starting with PREFIX")
+    scope.add_argument("--all-namespaces", action="store_true", help="every namespace")
+    parser.add_argument("--ended-before", type=_age, required=True, metavar="AGE",
+                        help="tasks whose last event is older than AGE: 30d, 12h, 90m, 0s, 2w")
+    parser.add_argument("--output", metavar="FILE", help="the archive file to write (required unless --dry-run); "
+                        "an existing archive FILE is finished, not overwritten")
+    parser.add_argument("--prune-events", action="store_true",
+                        help="also delete the archived tasks' events from the event store (irreversible but for "
+                             "the file; see docs/retention.md)")
+    parser.add_argument("--dry-run", action="store_true", help="print how many tasks and events would go")
+    parser.add_argument("--batch-size", type=_batch_size, default=500, metavar="TASKS",
+                        help="tasks removed per transaction (default 500)")
+    parser.add_argument("--wait", type=seconds, default=60.0, metavar="SECONDS",
+                        help="how long to wait for the projections to apply the archived tasks' last events (default 60)")
+    _quiet(parser)
+
+
+def _age(text: str) -> Any:
+    from taskledger.tools.archive import parse_age
+
+    try:
+        return parse_age(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _batch_size(text: str) -> int:
@@ -174,6 +212,8 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     from taskledger.tools.verify import render, verify
 
+    if args.archive:
+        return _verify_archive(args)
     report = verify(_database(settings), projections=not args.skip_projections, progress=not args.quiet)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, default=str))
@@ -181,6 +221,43 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
         for line in render(report):
             print(line)
     return 0 if report.ok else 1
+
+
+def _verify_archive(args: argparse.Namespace) -> int:
+    from taskledger.tools.archive_file import check_archive, render_archive
+
+    found = check_archive(args.archive)
+    if args.json:
+        print(json.dumps(found.to_dict(), indent=2, default=str))
+    else:
+        for line in render_archive(found):
+            print(line)
+    return 0 if found.ok else 1
+
+
+def cmd_archive(args: argparse.Namespace, settings: Settings) -> int:
+    from taskledger.tools import archive as ar
+
+    if not args.dry_run and not args.output:
+        print("taskledger archive: --output FILE is required (or give --dry-run to only count)", file=sys.stderr)
+        return CANNOT_RUN
+    policy = ar.Policy(args.ended_before, tuple(args.namespace or ()), args.namespace_prefix)
+    url, now = _database(settings), ar.utc_now()
+    if args.dry_run:
+        for line in ar.describe(ar.dry_run(url, policy, now), args.prune_events, dry=True):
+            print(line)
+        return 0
+    options = ar.Options(prune_events=args.prune_events, batch_size=args.batch_size, wait=args.wait,
+                         progress=not args.quiet)
+    try:
+        done = ar.archive(url, policy, args.output, options,
+                          lambda m: print(f"taskledger archive: {m}", file=sys.stderr), now)
+    except ar.Refused as exc:
+        print(f"taskledger archive: {exc}", file=sys.stderr)
+        return 1
+    for line in ar.describe(done, args.prune_events, dry=False, output=args.output):
+        print(line)
+    return 0
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:

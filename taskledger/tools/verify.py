@@ -20,6 +20,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from ledger.domain import is_task_event
+from taskledger.tools.archived import archived_positions, is_archived
 from taskledger.tools.chain import Finding, Head, Link, check_chain
 from taskledger.tools.progress import bar
 from taskledger.tools.scratch import ScratchProjections, diff_table, field_differences
@@ -91,18 +92,20 @@ def verify(url: str, *, projections: bool = True, progress: bool = True) -> Repo
             snapshot.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             snapshot.read_only = True
             report.positions = tracked_positions(snapshot)
-            check_streams(snapshot, decoder, report, progress)
+            archived = archived_positions(snapshot)  # archived, not pruned: no rows on purpose (retention.md)
+            check_streams(snapshot, decoder, report, progress, archived)
             report.snapshots, found = check_snapshots(snapshot, decoder, progress)
             report.findings += found
             if projections:
-                compare_projections(url, snapshot, decoder, report, progress)
+                compare_projections(url, snapshot, decoder, report, progress, archived)
     finally:
         app.close()
     return report
 
 
 # ------------------------------------------------------------- chains and the task view
-def check_streams(conn: psycopg.Connection[Any], decoder: Decoder, report: Report, progress: bool) -> None:
+def check_streams(conn: psycopg.Connection[Any], decoder: Decoder, report: Report, progress: bool,
+                  archived: dict[UUID, int] | None = None) -> None:
     """One pass in stream order, merged with the task view's rows in id order."""
     view_position = report.positions.get(TASK_VIEW, 0)
     views = _view_rows(conn)
@@ -116,7 +119,8 @@ def check_streams(conn: psycopg.Connection[Any], decoder: Decoder, report: Repor
             if view is not None:
                 pending = next(views, None)
             rows = list(grouped)
-            report.findings += check_stream(decoder, rows, view, view_position)
+            gone = is_archived(archived or {}, task_id, rows[0].position)  # its chain is checked, no row expected
+            report.findings += check_stream(decoder, rows, view, -1 if gone else view_position)
             report.streams += 1
             report.events += len(rows)
             shown.update(len(rows))
@@ -216,11 +220,11 @@ def _view_rows(conn: psycopg.Connection[Any]) -> Iterator[ViewRow]:
 
 # ------------------------------------------------------------------ every projection
 def compare_projections(url: str, snapshot: psycopg.Connection[Any], decoder: Decoder, report: Report,
-                        progress: bool) -> None:
+                        progress: bool, archived: dict[UUID, int] | None = None) -> None:
     """Replays the real projection classes into a scratch schema up to each one's live position, then diffs."""
     scratch = ScratchProjections(url, list(report.positions))
     try:
-        broken = _feed(scratch, snapshot, decoder, report, progress)
+        broken = _feed(scratch, snapshot, decoder, report, progress, archived or {})
         with connect(url) as fresh:
             for name, tables in scratch.tables.items():
                 for table in tables if name not in broken else ():
@@ -233,7 +237,7 @@ def compare_projections(url: str, snapshot: psycopg.Connection[Any], decoder: De
 
 
 def _feed(scratch: ScratchProjections, snapshot: psycopg.Connection[Any], decoder: Decoder, report: Report,
-          progress: bool) -> set[str]:
+          progress: bool, archived: dict[UUID, int]) -> set[str]:
     """Feeds every event up to each projection's position; a projection that cannot apply one is dropped."""
     broken: set[str] = set()
     upto = max(report.positions.values(), default=0)
@@ -256,6 +260,8 @@ def _feed(scratch: ScratchProjections, snapshot: psycopg.Connection[Any], decode
     with bar(count_rows(snapshot, condition, (upto,)), "replay projections", enabled=progress) as shown:
         for row in read_rows(snapshot, "log", condition, (upto,)):
             shown.update()
+            if is_archived(archived, row.originator_id, row.position):
+                continue  # archived: the live tables no longer hold it, by design
             try:
                 event = decoder.event(row)
             except UNREADABLE:

@@ -25,6 +25,7 @@ from psycopg import sql
 
 from projections.tables import APPLICATION, tracking_table
 from projections.registry import PROJECTIONS
+from taskledger.tools.archived import archived_positions, keep
 from taskledger.tools.scratch import ScratchDatastore
 from taskledger.tools.store import ToolError, connect, where
 
@@ -50,18 +51,20 @@ class ProjectionTables:
         if create:
             self.view.create_table()
         self.fed = self.view.max_tracking_id(APPLICATION) or 0
+        with connect(url) as conn:  # archived tasks stay out of rebuilt tables (docs/retention.md)
+            self.archived = archived_positions(conn)
 
     def wants(self, topic: str) -> bool:
         return bool(self.view.wants(topic))
 
     def apply_batch(self, items: list[tuple[int, Any]], position: int) -> None:
         """The events' rows and the tracking position `position`, in one transaction."""
-        self.view.apply_batch(items, Tracking(APPLICATION, position))
+        self.view.apply_batch(keep(self.archived, items), Tracking(APPLICATION, position))
 
     def try_apply(self, items: list[tuple[int, Any]]) -> None:
         """Applies events in a transaction that is always rolled back (finds the event a batch failed at)."""
         with self.datastore.transaction(commit=False) as curs:
-            self.view.write(curs, items)
+            self.view.write(curs, keep(self.archived, items))
 
     def close(self) -> None:
         self.datastore.close()
