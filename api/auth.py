@@ -26,6 +26,9 @@ WORK = frozenset({"admin", "worker"})
 READ = frozenset({"admin", "operator", "worker", "viewer"})
 TOKEN_USERS = READ
 CHALLENGE = 'Basic realm="taskledger", Bearer'
+# The WSGI environ key that names the authenticated caller, for gunicorn's JSON access log
+# (taskledger.logformat reads it; an environ key, not a response header, so the name never leaves the server).
+USER_ENVIRON = "taskledger.user"
 
 
 class Principal(Protocol):
@@ -171,6 +174,12 @@ def authenticate(auth: Authenticator, header: str | None, source: str = "-",
             limiter.failed(source, name)
         log.info("refused credentials (scheme %s)", scheme[:16] or "-")
         raise unauthorized("The credentials are not valid.")
+    return principal
+
+
+def identified(req: falcon.Request, principal: Principal) -> Principal:
+    """The caller, noted on the request for the access log (every API and the dashboard call this)."""
+    req.env[USER_ENVIRON] = principal.name
     return principal
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import falcon
 
-from api.auth import Authenticator, LoginLimiter, authenticate, authorize
+from api.auth import Authenticator, LoginLimiter, authenticate, authorize, identified
 from api.parsing import load_body, load_query, wait_for_position
 from api.routes import Operation, Route
 from projections.queries import TaskView
@@ -48,7 +48,8 @@ class Gate:
             return  # falcon answers 405 (or OPTIONS) itself
         if op.roles is not None:
             source = self.limiter.source_of(req) if self.limiter is not None else "-"
-            req.context.principal = authenticate(self.auth, req.get_header("Authorization"), source, self.limiter)
+            req.context.principal = identified(req, authenticate(self.auth, req.get_header("Authorization"), source,
+                                                                 self.limiter))
             authorize(req.context.principal, op.roles, _verb(op))
         req.context.query = load_query(op.query, req)
         req.context.body = load_body(op.body, req) if op.body is not None else {}

@@ -227,9 +227,28 @@ class HealthSchema(Schema):
     time = fields.String()
 
 
+class ReplicaPositionSchema(Schema):
+    name = fields.String()
+    position = fields.Integer()
+    lag_events = fields.Integer()
+
+
+class ReplicaStatusSchema(Schema):
+    status = fields.String(metadata={"description": "`up`, or `down` (GETs then read the primary)"})
+    serving = fields.String(metadata={"description": "Where GETs read now: `replica` or `primary`"})
+    reason = fields.String(allow_none=True)
+    in_recovery = fields.Boolean(allow_none=True)
+    replay_lag_seconds = fields.Float(allow_none=True)
+    lag_events = fields.Integer(allow_none=True, metadata={
+        "description": "Events the primary's projections show and the replica does not yet (the largest)"})
+    projections = fields.List(fields.Nested(ReplicaPositionSchema))
+
+
 class ReadySchema(Schema):
     status = fields.String()
     projections = fields.List(fields.Nested(ProjectionStatusSchema))
+    replica = fields.Nested(ReplicaStatusSchema, metadata={
+        "description": "Only with TASKLEDGER_READ_DATABASE_URL: the read replica (docs/replicas.md)"})
 
 
 class UserSchema(Schema):

@@ -93,8 +93,9 @@ def _ops_routes(base: str, suffix: str) -> tuple[Route, ...]:
                       also=((503, "Not ready; the problem lists the reasons"),), tag="ops"),)),
         Route(base + "/metrics", lambda d: MetricsEndpoint(d.view, d.multiprocess_metrics), (
             Operation("GET", f"metrics{suffix}", "Prometheus metrics: requests by route and status, latency, "
-                      "projection lag", None, also=((503, "The database does not answer (`database-unavailable`)"),),
-                      tag="ops"),)),
+                      "projection lag, tasks by namespace and state, lease expiries, skipped and missed "
+                      "occurrences, claim latency, the build (docs/observability.md)", None,
+                      also=((503, "The database does not answer (`database-unavailable`)"),), tag="ops"),)),
     )
 
 

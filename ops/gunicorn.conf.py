@@ -38,6 +38,10 @@ accesslog = settings.access_log
 errorlog = "-"
 loglevel = settings.log_level.lower()
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s'
+if settings.log_format == "json":
+    # One JSON object per line for gunicorn's error log, the workers' own logs and the access log (which then
+    # carries the request id and the authenticated user itself; access_log_format is not used).
+    logger_class = "taskledger.logformat.GunicornLogger"
 proc_name = "taskledger-api"
 # gunicorn's control socket lives in the user's home by default, shared by every instance of the
 # same user; the service needs none.

@@ -10,7 +10,7 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, cast
 from uuid import UUID
 
@@ -73,6 +73,31 @@ FROM (SELECT task_id, attempt, worker, started_at, ended_at, outcome, message FR
       WHERE {expired} ORDER BY ended_at DESC, task_id DESC, attempt DESC LIMIT %(limit)s) AS r
 LEFT JOIN tasks AS t ON t.id = r.task_id
 ORDER BY r.ended_at DESC, r.task_id DESC, r.attempt DESC
+"""
+
+# /metrics (docs/observability.md): the namespaces found one by one along (namespace, state, …) (a skip scan:
+# one index probe each, however many tasks), then every (namespace, state) counted up to its state's bound.
+TASKS_BY_NAMESPACE_STATE = """
+WITH RECURSIVE ns(namespace) AS (
+    (SELECT namespace FROM tasks WHERE NOT dropped ORDER BY namespace LIMIT 1)
+    UNION ALL
+    SELECT (SELECT t.namespace FROM tasks AS t WHERE NOT t.dropped AND t.namespace > ns.namespace
+            ORDER BY t.namespace LIMIT 1)
+    FROM ns WHERE ns.namespace IS NOT NULL
+)
+SELECT found.namespace, s.state,
+       (SELECT count(*) FROM (SELECT 1 FROM tasks AS t WHERE NOT t.dropped AND t.namespace = found.namespace
+                              AND t.state = s.state LIMIT s.up_to) AS m) AS n, s.up_to
+FROM (SELECT namespace FROM ns WHERE namespace IS NOT NULL LIMIT %(max_namespaces)s) AS found
+CROSS JOIN unnest(%(states)s::text[], %(bounds)s::integer[]) AS s(state, up_to)
+"""
+# The two along their partial indexes (projections.schema): what they cost grows with the expiries and the
+# skipped or missed occurrences, not with the tasks.
+DOMAIN_TOTALS = """
+SELECT (SELECT count(*) FROM task_runs WHERE {expired}) AS lease_expiries,
+       (SELECT count(*) FROM task_occurrences WHERE status IN ('skipped', 'missed') AND status = 'skipped') AS skipped,
+       (SELECT count(*) FROM task_occurrences WHERE status IN ('skipped', 'missed') AND status = 'missed') AS missed,
+       current_setting('server_version') AS postgres
 """
 
 
@@ -167,7 +192,8 @@ class TaskView(Protocol):
 class PostgresTaskView:
     """Reads the task view and run history tables with plain SQL."""
 
-    def __init__(self, conninfo: str, min_size: int = 1, max_size: int = 8) -> None:
+    def __init__(self, conninfo: str, min_size: int = 1, max_size: int = 8, connect_wait: float = CONNECT_WAIT
+                 ) -> None:
         # Connections beyond min_size that a burst opened close after a minute unused. Reads are never
         # prepared: a prepared list query may get PostgreSQL's generic plan, made without the values, which
         # cannot use a LIKE prefix's range nor judge a filter's selectivity (a bounded count then reads the
@@ -178,6 +204,7 @@ class PostgresTaskView:
         conninfo = make_conninfo(conninfo, options=f"{given} -c jit=off".strip())
         self.pool = ConnectionPool(conninfo, min_size=min_size, max_size=max_size, open=False, max_idle=60.0,
                                    kwargs={"row_factory": dict_row, "autocommit": True, "prepare_threshold": None})
+        self.connect_wait = connect_wait  # a replica's is short: its reads fail over (projections/replica.py)
 
     def open(self) -> None:
         self.pool.open(wait=True, timeout=30)
@@ -191,7 +218,7 @@ class PostgresTaskView:
         planner settings (`SET LOCAL`) for this read alone."""
         for attempt in (1, 2):
             try:
-                with self.pool.connection(timeout=CONNECT_WAIT) as conn:
+                with self.pool.connection(timeout=self.connect_wait) as conn:
                     if not settings:
                         return cast(Rows, conn.execute(query, params).fetchall())
                     with conn.transaction():
@@ -359,6 +386,22 @@ class PostgresTaskView:
         namespace, name and state (None once its row is gone)."""
         query = sql.SQL(LEASE_EXPIRIES).format(expired=sql.SQL(LEASE_EXPIRED.replace("%", "%%")))
         return self._all(query, {"limit": limit})
+
+    def domain_counts(self, bounds: Mapping[str, int], max_namespaces: int) -> dict[str, Any]:
+        """What /metrics shows of the domain: `tasks`, rows of namespace, state, n and estimated for each state
+        of `bounds` (n is exact up to the state's bound, beyond it the planner's estimate, never less), for
+        the first `max_namespaces` namespaces by name; `lease_expiries`, `skipped` and `missed`, counted whole
+        by their partial indexes; and the server's `postgres` version."""
+        rows = self._all(TASKS_BY_NAMESPACE_STATE, {"max_namespaces": max_namespaces, "states": list(bounds),
+                                                    "bounds": list(bounds.values())})
+        tasks = [{**row, "n": int(row["n"]), "estimated": False} for row in rows]  # zeros too: no series vanishes
+        for row in tasks:
+            if row["n"] >= row["up_to"]:
+                plan = self._all("EXPLAIN (FORMAT JSON) SELECT 1 FROM tasks WHERE NOT dropped AND namespace = %s "
+                                 "AND state = %s", (row["namespace"], row["state"]))
+                row["n"], row["estimated"] = max(row["up_to"], int(_plan_of(plan[0])[0]["Plan"]["Plan Rows"])), True
+        totals = self._all(sql.SQL(DOMAIN_TOTALS).format(expired=sql.SQL(LEASE_EXPIRED.replace("%", "%%"))))[0]
+        return {"tasks": tasks, **totals}
 
     def expired_leases(self, now: datetime, limit: int) -> Ids:
         """Running or cancelling tasks whose last heartbeat is older than their heartbeat_timeout, oldest first."""

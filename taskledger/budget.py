@@ -62,6 +62,13 @@ def api(workers: int, pool_size: int) -> Budget:
     return Budget(workers * one.idle, workers * one.peak, f"{workers} workers x {one.formula}")
 
 
+def api_replica(workers: int, pool_size: int) -> Budget:
+    """The API workers' read pools on the replica (TASKLEDGER_READ_DATABASE_URL): one connection each when idle,
+    up to the pool size; the primary's budget (`api`) stays as it is (writes, accounts and the waits of writes
+    still read there, and every GET falls back to it while the replica is down)."""
+    return Budget(workers, workers * pool_size, f"{workers} workers x replica pool {pool_size}")
+
+
 def projections(count: int) -> Budget:
     idle = 2 * _ledger_idle(PROJECTION_POOL, PROJECTION_OVERFLOW) + PROJECTION_OWN
     peak = 2 * (PROJECTION_POOL + PROJECTION_OVERFLOW) + PROJECTION_OWN

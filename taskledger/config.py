@@ -28,6 +28,7 @@ class ServingSettings:
     log_level: str
     access_log: str
     api_nice: int
+    log_format: str = "text"  # `json`: one JSON object per line, the access log included (docs/observability.md)
 
     @property
     def bind(self) -> str:
@@ -47,6 +48,7 @@ class Settings:
     min_position_wait: float
     lag_budget_events: int
     trusted_proxies: frozenset[str] = frozenset()
+    read_database_url: str | None = None  # a streaming replica the API's GETs read from (docs/replicas.md)
 
     @property
     def host(self) -> str:
@@ -63,6 +65,10 @@ class Settings:
     @property
     def log_level(self) -> str:
         return self.serving.log_level
+
+    @property
+    def log_format(self) -> str:
+        return self.serving.log_format
 
     @property
     def run_dir(self) -> Path:
@@ -83,6 +89,7 @@ class ConfigError(Exception):
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 WORKER_CLASSES = ("gevent", "gthread", "sync")
+LOG_FORMATS = ("text", "json")
 
 
 def load_settings(environ: Mapping[str, str] | None = None, *, parse_url: bool = True) -> Settings:
@@ -105,6 +112,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, parse_url: bool =
             log_level=read.choice("TASKLEDGER_LOG_LEVEL", "INFO", LOG_LEVELS),
             access_log=read.log_file("TASKLEDGER_ACCESS_LOG", "-"),
             api_nice=read.integer("TASKLEDGER_API_NICE", 0, 0, 19),
+            log_format=read.choice("TASKLEDGER_LOG_FORMAT", "text", LOG_FORMATS),
         ),
         database_url=read.url("TASKLEDGER_DATABASE_URL") if parse_url else read.text("TASKLEDGER_DATABASE_URL"),
         admin_password=env.get("TASKLEDGER_ADMIN_PASSWORD") or None,
@@ -112,6 +120,8 @@ def load_settings(environ: Mapping[str, str] | None = None, *, parse_url: bool =
         min_position_wait=read.number("TASKLEDGER_MIN_POSITION_WAIT", 5.0, 0.0, 300.0),
         lag_budget_events=read.integer("TASKLEDGER_LAG_BUDGET", 1000, 0, 10**12),
         trusted_proxies=read.addresses("TASKLEDGER_TRUSTED_PROXIES"),
+        read_database_url=(read.url("TASKLEDGER_READ_DATABASE_URL") if parse_url
+                           else read.text("TASKLEDGER_READ_DATABASE_URL")),
     )
     if settings.admin_password is not None and len(settings.admin_password) < 8:
         raise ConfigError("TASKLEDGER_ADMIN_PASSWORD must have at least 8 characters (or leave it unset to get a "

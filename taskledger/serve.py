@@ -93,8 +93,8 @@ def serve(settings: Settings) -> int:
                                          "PROMETHEUS_MULTIPROC_DIR": str(_fresh_metrics_dir(settings))})
         base = f"http://{settings.bind}"
         if _wait_ready(base, gunicorn, stopping):
-            print(f"taskledger is serving at {base}/ledger/v1  (user: admin; {credential})", flush=True)
-            print(f"data directory: {settings.home}; stop with Ctrl-C or SIGTERM", flush=True)
+            _announce(settings, f"taskledger is serving at {base}/ledger/v1  (user: admin; {credential})")
+            _announce(settings, f"data directory: {settings.home}; stop with Ctrl-C or SIGTERM")
         while not stopping.is_set() and gunicorn.poll() is None:
             stopping.wait(0.5)
         return 0 if stopping.is_set() else 1
@@ -106,6 +106,14 @@ def serve(settings: Settings) -> int:
         if server is not None:
             server.cleanup()
         log.info("taskledger stopped")
+
+
+def _announce(settings: Settings, line: str) -> None:
+    """A line for the person who started serve; a log record when the logs are JSON (every line parses)."""
+    if settings.log_format == "json":
+        log.info(line)
+    else:
+        print(line, flush=True)
 
 
 def _check_port_free(settings: Settings) -> None:

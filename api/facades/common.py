@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import falcon
 
-from api.auth import CHALLENGE, CONTROL, READ, Authenticator, LoginLimiter, Principal, authenticate
+from api.auth import CHALLENGE, CONTROL, READ, Authenticator, LoginLimiter, Principal, authenticate, identified
 from api.parsing import wait_for_position
 from api.problems import Problem
 from api.unavailable import UNAVAILABLE, unavailable
@@ -147,7 +147,7 @@ class FacadeResource:
         wire, limiter = self.wire, self.deps.limiter
         source = limiter.source_of(req) if limiter is not None else "-"
         try:
-            principal = authenticate(self.deps.auth, req.get_header("Authorization"), source, limiter)
+            principal = identified(req, authenticate(self.deps.auth, req.get_header("Authorization"), source, limiter))
         except Problem as refusal:
             if refusal.status_code == 429:
                 raise  # too many failed logins: the error handler writes it in the facade's format

@@ -11,6 +11,7 @@ import falcon
 
 from api.problems import Problem
 from projections.queries import TaskView
+from projections.replica import replica_of
 
 log = logging.getLogger(__name__)
 # A projection held at a gap this long by one open transaction makes the service not ready.
@@ -41,6 +42,9 @@ class Ready:
         if reasons:
             raise Problem(503, "not-ready", "; ".join(reasons), reasons=reasons)
         resp.media = {"status": "ready", "projections": projections}
+        routed = replica_of(self.view)
+        if routed is not None:  # a replica that is down or behind is reported, not a reason: GETs fail over
+            resp.media["replica"] = routed.replica_status()
 
     def _projections(self) -> list[dict[str, Any]]:
         try:

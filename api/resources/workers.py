@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import falcon
 
+from api.metrics import CLAIM_LATENCY
 from api.parsing import caller
 from api.problems import ledger_problem, problem_body
 from api.representations import receipt, task_doc, write_headers, written_doc
@@ -26,11 +28,14 @@ class Claims:
         self.ledger, self.view, self.wait = ledger, view, min(wait, CATCH_UP_WAIT)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        started = time.perf_counter()
         try:
             written = self._claim(req.context.body, caller(req))
         except NoTaskAvailableError:
+            CLAIM_LATENCY.labels("none").observe(time.perf_counter() - started)
             resp.status = falcon.HTTP_204
             return
+        CLAIM_LATENCY.labels("claimed").observe(time.perf_counter() - started)
         resp.media = {**receipt(written), "task": task_doc(written_doc(written))}
         write_headers(resp, written)
 

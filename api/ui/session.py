@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import falcon
 
-from api.auth import Authenticator, LoginLimiter, Principal, authenticate
+from api.auth import Authenticator, LoginLimiter, Principal, authenticate, identified
 
 COOKIE = "taskledger_session"
 SESSION_SECONDS = 12 * 3600
@@ -67,7 +67,7 @@ def viewer(req: falcon.Request, auth: Authenticator, limiter: LoginLimiter | Non
     if token:
         principal = auth.authenticate_token(token[0])
         if principal is not None:
-            return Viewer(principal, csrf_of(token[0]), True)
+            return Viewer(identified(req, principal), csrf_of(token[0]), True)
     header = req.get_header("Authorization")
     if header:
         source = limiter.source_of(req) if limiter is not None else "-"
@@ -77,7 +77,7 @@ def viewer(req: falcon.Request, auth: Authenticator, limiter: LoginLimiter | Non
             if refused.status_code == 429:
                 raise Refused(429, "Too many failed logins; try again in a minute.") from None
             raise NotSignedIn() from None
-        return Viewer(principal, csrf_of(header), False)
+        return Viewer(identified(req, principal), csrf_of(header), False)
     raise NotSignedIn()
 
 
