@@ -34,41 +34,13 @@ if [ ! -f "$stamp" ]; then
 fi
 export PATH="$ROOT/.venv/bin:$PATH"
 
-# The browser tests drive the system Chromium through Playwright (Playwright's own browser download is never
-# used). Quiet when it is there; installed with apt-get as root or through passwordless sudo; otherwise the
-# set-up fails saying what to install (TASKLEDGER_CHROMIUM may name another Chromium binary instead).
-ensure_chromium() {
-  local browser="${TASKLEDGER_CHROMIUM:-/usr/bin/chromium}" sudo=() log
-  command -v "$browser" >/dev/null 2>&1 && return 0
-  local help="the browser tests (tests/browser) need Chromium at $browser: install Debian's package as root ('apt-get install chromium'), or set TASKLEDGER_CHROMIUM to a Chromium binary"
-  if [ -n "${TASKLEDGER_CHROMIUM:-}" ] || ! command -v apt-get >/dev/null 2>&1; then
-    echo "$help" >&2; exit 1
-  fi
-  if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-      sudo=(sudo -n)
-    else
-      echo "$help (not root, and no passwordless sudo to do it here)" >&2; exit 1
-    fi
-  fi
-  echo "installing Debian's chromium for the browser tests (apt-get; once per machine)..."
-  log="$(mktemp)"
-  if ! { "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium \
-           || { "${sudo[@]}" apt-get update -q && \
-                "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
-       } >"$log" 2>&1 || ! command -v "$browser" >/dev/null 2>&1; then
-    tail -n 20 "$log" >&2; rm -f "$log"
-    echo "$help" >&2; exit 1
-  fi
-  rm -f "$log"
-}
-
-# The failover test (tests/e2e/test_failover.py) runs a pg_auto_failover formation: Debian's packages, installed
-# the same way as chromium above, with the same clear message when they cannot be.
-ensure_pg_autoctl() {
-  local sudo=() log packages=(postgresql-15-auto-failover pg-auto-failover-cli)
-  command -v pg_autoctl >/dev/null 2>&1 && return 0
-  local help="the failover test (tests/e2e/test_failover.py) needs pg_autoctl: install Debian's packages as root ('apt-get install ${packages[*]}')"
+# Debian packages the test suite needs: quiet when COMMAND is there; installed with apt-get as root or through
+# passwordless sudo; otherwise the set-up fails with HELP (what to install) and apt-get's last lines.
+# apt_install COMMAND HELP WHAT PACKAGE...
+apt_install() {
+  local command="$1" help="$2" what="$3" sudo=() log
+  shift 3
+  command -v "$command" >/dev/null 2>&1 && return 0
   if ! command -v apt-get >/dev/null 2>&1; then
     echo "$help" >&2; exit 1
   fi
@@ -79,16 +51,35 @@ ensure_pg_autoctl() {
       echo "$help (not root, and no passwordless sudo to do it here)" >&2; exit 1
     fi
   fi
-  echo "installing Debian's pg_auto_failover for the failover test (apt-get; once per machine)..."
+  echo "installing Debian's $what (apt-get; once per machine)..."
   log="$(mktemp)"
-  if ! { "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${packages[@]}" \
+  if ! { "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" \
            || { "${sudo[@]}" apt-get update -q && \
-                "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${packages[@]}"; }
-       } >"$log" 2>&1 || ! command -v pg_autoctl >/dev/null 2>&1; then
+                "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@"; }
+       } >"$log" 2>&1 || ! command -v "$command" >/dev/null 2>&1; then
     tail -n 20 "$log" >&2; rm -f "$log"
     echo "$help" >&2; exit 1
   fi
   rm -f "$log"
+}
+
+# The browser tests drive the system Chromium through Playwright (Playwright's own browser download is never
+# used); TASKLEDGER_CHROMIUM may name another Chromium binary instead, which is then never installed.
+ensure_chromium() {
+  local browser="${TASKLEDGER_CHROMIUM:-/usr/bin/chromium}"
+  local help="the browser tests (tests/browser) need Chromium at $browser: install Debian's package as root ('apt-get install chromium'), or set TASKLEDGER_CHROMIUM to a Chromium binary"
+  if [ -n "${TASKLEDGER_CHROMIUM:-}" ] && ! command -v "$browser" >/dev/null 2>&1; then
+    echo "$help" >&2; exit 1
+  fi
+  apt_install "$browser" "$help" "chromium for the browser tests" chromium
+}
+
+# The failover test (tests/e2e/test_failover.py) runs a pg_auto_failover formation.
+ensure_pg_autoctl() {
+  local packages=(postgresql-15-auto-failover pg-auto-failover-cli)
+  apt_install pg_autoctl \
+    "the failover test (tests/e2e/test_failover.py) needs pg_autoctl: install Debian's packages as root ('apt-get install ${packages[*]}')" \
+    "pg_auto_failover for the failover test" "${packages[@]}"
 }
 if [ "$EXTRAS" = "test" ]; then
   ensure_chromium
