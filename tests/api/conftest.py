@@ -10,9 +10,13 @@ import falcon
 import pytest
 from falcon import testing
 
+from uuid import UUID
+
 from api.app import create_app
 from api.auth import LoginLimiter
+from ledger import commands as c
 from ledger.application import TaskLedger
+from ledger.errors import LedgerError
 from projections.queries import PostgresTaskView
 from taskledger.accounts import PostgresAccounts
 
@@ -129,3 +133,15 @@ def assert_problem(result: testing.Result, status: int, code: str | None = None,
         assert problem["type"] == PROBLEM_BASE + code, problem
     if field is not None:
         assert field in [e["field"] for e in problem.get("errors", [])], problem
+
+
+@pytest.fixture
+def ended(ledger_app: TaskLedger) -> Iterator[list[str]]:
+    """Recurring tasks (ids) aborted after the test, so no later test's scheduler or watchdog finds them active."""
+    tasks: list[str] = []
+    yield tasks
+    for task in tasks:
+        try:
+            ledger_app.abort_task(c.AbortTask(UUID(task), "test over"), c.Caller("api-operator", "req-test-cleanup"))
+        except LedgerError:
+            pass  # already ended

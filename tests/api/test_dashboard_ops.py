@@ -44,16 +44,6 @@ def _users(credentials: dict[str, dict[str, str]]) -> None:
     """The suite's users of each role (api-viewer, api-operator, …) exist."""
 
 
-@pytest.fixture
-def ended(ledger_app: TaskLedger) -> Iterator[list[str]]:
-    """Recurring tasks to abort after the test, so no later test's scheduler or watchdog finds them active."""
-    tasks: list[str] = []
-    yield tasks
-    for task in tasks:
-        try:
-            ledger_app.abort_task(c.AbortTask(UUID(task), "test over"), OPERATOR)
-        except LedgerError:
-            pass  # already ended
 
 
 def _login(client: testing.TestClient, role: str = "viewer") -> dict[str, str]:

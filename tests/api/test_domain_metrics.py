@@ -39,16 +39,6 @@ def _users(credentials: dict[str, dict[str, str]]) -> None:
     """The suite's users of each role exist."""
 
 
-@pytest.fixture
-def ended(ledger_app: TaskLedger) -> Iterator[list[str]]:
-    """Recurring tasks aborted after the test, so no later test's scheduler finds them active."""
-    tasks: list[str] = []
-    yield tasks
-    for task in tasks:
-        try:
-            ledger_app.abort_task(c.AbortTask(UUID(task), "test over"), OPERATOR)
-        except LedgerError:
-            pass  # already ended
 
 
 def _scrape(client: testing.TestClient) -> tuple[str, Samples]:
