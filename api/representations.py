@@ -77,9 +77,11 @@ class TaskSchema(Schema):
 class TaskPageSchema(Schema):
     items = fields.List(fields.Nested(TaskSchema))
     total = fields.Integer(metadata={"description": "Tasks matching the filters, over all pages: exact up to "
-                                                    "200, beyond that PostgreSQL's estimate"})
+                                                    "200, beyond that PostgreSQL's estimate (a substring search "
+                                                    "expected to match over 2 000 tasks: the estimate, uncounted)"})
     total_is_estimate = fields.Boolean(metadata={"description": "Whether `total` is an estimate (more than 200 "
-                                                                "tasks match)"})
+                                                                "tasks match, or a substring search is expected "
+                                                                "to match far more)"})
     next_cursor = fields.String(allow_none=True)
 
 

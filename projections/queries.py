@@ -274,7 +274,7 @@ class PostgresTaskView:
         elif cursor is None and not more and (rows or offset == 0):
             total, estimated = offset + len(rows), False  # the first page holds them all: nothing to count
         else:
-            total, estimated = self._total(flt, exact_up_to)
+            total, estimated = self._total(flt, exact_up_to, offset + len(rows))
         rows = rows[:limit]
         next_cursor = _encode_cursor(sort, rows[-1]["sort_value"], rows[-1]["id"]) if more and rows else None
         return TaskPage([r["doc"] for r in rows], total, next_cursor, estimated)
@@ -291,21 +291,38 @@ class PostgresTaskView:
                             COUNT_BY_BITMAP if _has_substring(flt) else ())
         return _plan_of(page[0])[0]["Plan"], _plan_of(counted[0])[0]["Plan"]
 
-    def _total(self, flt: TaskFilter, exact_up_to: int | None) -> tuple[int, bool]:
+    def _total(self, flt: TaskFilter, exact_up_to: int | None, at_least: int = 0) -> tuple[int, bool]:
         where, params = _where(flt)
         settings = COUNT_BY_BITMAP if _has_substring(flt) else ()
         if exact_up_to is None:
             query = sql.SQL("SELECT count(*) AS n FROM tasks WHERE {}").format(where)
             return self._all(query, params, settings)[0]["n"], False
-        # Always counted up to the bound, whatever the planner expects: its statistics lag the table (right
-        # after a bulk cancel it still expected 14 000 queued tasks where none was left).
+        explain = sql.SQL("EXPLAIN (FORMAT JSON) SELECT 1 FROM tasks WHERE {}").format(where)
+        if settings:
+            # A substring's bounded count is a trigram bitmap, which reads every match's index entry before it
+            # stops at the bound: it costs what the matches are many (16-20 ms for 20 000 of 1M tasks). When the
+            # planner expects far more than the bound (and than its own floor), its estimate is the total,
+            # marked as one, and nothing is counted. It is asked only when the page could not tell the total
+            # (a full page, or a later one), never below the rows the page saw; like any statistic it lags the
+            # table until the next ANALYZE (autovacuum's, or after a bulk drop or an archive).
+            estimate = int(_plan_of(self._all(explain, params)[0])[0]["Plan"]["Plan Rows"])
+            if estimate > ESTIMATE_TRUSTED_OVER * max(exact_up_to, self._substring_floor()):
+                return max(estimate, at_least), True
+        # Otherwise always counted up to the bound, whatever the planner expects: its statistics lag the table
+        # (right after a bulk cancel it still expected 14 000 queued tasks where none was left).
         bounded = sql.SQL("SELECT count(*) AS n FROM (SELECT 1 FROM tasks WHERE {} LIMIT %s) AS matched").format(where)
         counted = int(self._all(bounded, [*params, exact_up_to + 1], settings)[0]["n"])
         if counted <= exact_up_to:
             return counted, False
-        plan = self._all(sql.SQL("EXPLAIN (FORMAT JSON) SELECT 1 FROM tasks WHERE {}").format(where), params)
-        estimate = int(_plan_of(plan[0])[0]["Plan"]["Plan Rows"])
-        return max(estimate, counted), True  # never fewer than the rows already seen
+        estimate = int(_plan_of(self._all(explain, params)[0])[0]["Plan"]["Plan Rows"])
+        return max(estimate, counted, at_least), True  # never fewer than the rows already seen
+
+    def _substring_floor(self) -> float:
+        """The fewest rows the planner ever expects of a substring: it does not believe a pattern's share below
+        0.01 % of the table (patternsel's clamp), so at 20M tasks it expects 2 000 of a substring that one task
+        holds; only an estimate well above that floor says something of the matches."""
+        rows = self._all("SELECT reltuples FROM pg_class WHERE oid = 'tasks'::regclass")
+        return max(float(rows[0]["reltuples"]), 0.0) * 0.0001 if rows else 0.0
 
     def count_by_state(self, flt: TaskFilter, up_to: int) -> dict[str, int]:
         """How many matching tasks are in each state, counting at most `up_to` tasks in all (a bulk action's
@@ -469,6 +486,9 @@ class PostgresTaskView:
 # names that share a substring sit together in name order, so it read 165 000 pages to find 1 001 `ser`
 # (550 ms at 1M tasks). Its trigram index (a bitmap) or a plain scan stop as they should.
 COUNT_BY_BITMAP = ("enable_indexscan = off", "enable_indexonlyscan = off")
+# A substring list's total is the planner's estimate, uncounted, when it expects more than this many times the
+# exact-count bound (PostgresTaskView._total; docs/indexes.md).
+ESTIMATE_TRUSTED_OVER = 10
 
 
 def _has_substring(flt: TaskFilter) -> bool:

@@ -27,6 +27,7 @@ SEARCH_COLUMNS = {
     "kylin_cube": "text GENERATED ALWAYS AS (coalesce(CASE WHEN json_typeof(doc -> 'input' -> 'cube') = 'string' "
                   "THEN doc -> 'input' ->> 'cube' END, doc -> 'labels' ->> 'cube', '')) STORED",
 }
+SEARCH_STATISTICS = 1000
 # Substring search (`ILIKE '%x%'`) by trigrams. pg_trgm ships with PostgreSQL and is a trusted extension (the
 # database owner may create it); where it cannot be created the searches still answer, unindexed, and the
 # server logs a warning. The operator class is named with the extension's schema: rebuild builds its tables in a scratch
@@ -131,6 +132,11 @@ TASKS_DDL = [
     "CREATE INDEX IF NOT EXISTS tasks_labels ON tasks USING gin (labels) WHERE NOT dropped",
     "CREATE INDEX IF NOT EXISTS tasks_cube ON tasks (kylin_cube, id) WHERE NOT dropped",
     TRIGRAM_INDEXES,
+    # A substring list's total may be the planner's estimate (projections.queries.PostgresTaskView._total),
+    # which it draws for `ILIKE '%x%'` from the column's histogram: 1 000 entries judge a share to 0.1 %
+    # where the default 100 judge it to 1 % (ANALYZE then samples 300 000 rows instead of 30 000).
+    *(f"ALTER TABLE tasks ALTER COLUMN {column} SET STATISTICS {SEARCH_STATISTICS}"
+      for column in ("name", "error", "kylin_cube")),
     "CREATE INDEX IF NOT EXISTS tasks_claimable ON tasks (created_at, id) WHERE claimable AND NOT dropped",
     "CREATE INDEX IF NOT EXISTS tasks_lease_deadline ON tasks (lease_deadline) "
     "WHERE lease_deadline IS NOT NULL AND NOT dropped",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from uuid import uuid4
 
+import pytest
+
 from ledger import commands as c
 from ledger.application import TaskLedger
 from projections.queries import PostgresTaskView
@@ -99,3 +101,61 @@ def test_each_state_is_counted_on_its_own_up_to_the_bound(
     assert counted == {"QUEUED": 3, "PAUSED": 2, "RUNNING": 0}  # 5 queued, counted to the bound; paused in full
     assert labelled == {"QUEUED": 5, "PAUSED": 0, "RUNNING": 0}
     assert len(queued) == 5
+
+
+def _analyze(queries: PostgresTaskView) -> None:
+    with queries.pool.connection() as conn:
+        conn.execute("ANALYZE tasks")
+
+
+def _statements(queries: PostgresTaskView, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Records every statement the view sends (to the real database)."""
+    from psycopg import sql
+
+    sent: list[str] = []
+    real = queries._all
+
+    def recording(query: object, params: object = (), settings: tuple[str, ...] = ()) -> object:
+        with queries.pool.connection() as conn:
+            sent.append(query.as_string(conn) if isinstance(query, sql.Composable) else str(query))
+        return real(query, params, settings)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(queries, "_all", recording)
+    return sent
+
+
+def test_a_substring_the_planner_expects_far_beyond_the_bound_is_estimated_without_counting(
+        ledger_app: TaskLedger, queries: PostgresTaskView, projections_running: object, namespace: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from projections.queries import TaskFilter
+
+    marker = f"wide{uuid4().hex[:8]}"
+    written = [ledger_app.create_task(c.CreateTask(namespace, f"{marker}-{i}"), WHO) for i in range(300)]
+    assert queries.wait_for(written[-1].position, 30)
+    _analyze(queries)  # the histogram the estimate is drawn from (1 000 entries of the name)
+    sent = _statements(queries, monkeypatch)
+
+    page = queries.list(TaskFilter(name_contains=marker.upper()), limit=2, exact_up_to=5)
+
+    assert page.total_is_estimate and page.total >= 3 and len(page.items) == 2
+    assert 150 <= page.total <= 600  # the planner's reading of 300 matches, not a count of 6
+    assert not [s for s in sent if "count(*)" in s], sent  # no bounded count: the trigram bitmap is not read
+
+
+def test_a_substring_with_a_few_more_matches_than_the_page_is_counted_exactly(
+        ledger_app: TaskLedger, queries: PostgresTaskView, projections_running: object, namespace: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from projections.queries import TaskFilter
+
+    marker = f"few{uuid4().hex[:8]}"
+    written = [ledger_app.create_task(c.CreateTask(namespace, f"{marker}-{i}"), WHO) for i in range(6)]
+    assert queries.wait_for(written[-1].position, 10)
+    _analyze(queries)
+    sent = _statements(queries, monkeypatch)
+
+    page = queries.list(TaskFilter(name_contains=marker), limit=2, exact_up_to=10)
+    error_page = queries.list(TaskFilter(error_contains=marker), limit=2, exact_up_to=10)
+
+    assert (page.total, page.total_is_estimate, len(page.items)) == (6, False, 2)
+    assert (error_page.total, error_page.total_is_estimate) == (0, False)
+    assert [s for s in sent if "count(*)" in s]  # counted up to the bound, as any other filter
