@@ -13,7 +13,7 @@ from eventsourcing.application import AggregateNotFoundError
 
 from ledger import commands as c
 from ledger import recurrence as rec
-from ledger.domain import Meta, Task
+from ledger.domain import Meta, Task, is_task_event
 from ledger.rules import check_new_task
 from ledger.sequence import IdSequence
 from ledger.errors import (
@@ -119,7 +119,7 @@ class TaskLedger(StreamApplication):
 
     def record_heartbeats(self, cmds: Sequence[c.RecordHeartbeat], caller: c.Caller) -> list[c.Written | LedgerError]:
         """Many heartbeats in one transaction; an item that conflicts is run again alone, a refused one answers alone."""
-        done = self.act_many([(cmd.task_id, self._heartbeat(cmd, caller)) for cmd in cmds], missing=TaskNotFoundError)
+        done = self.act_many([(cmd.task_id, self._heartbeat(cmd, caller)) for cmd in cmds], missing=TaskNotFoundError, kind=Task)
         unwritten = {d.aggregate.id: d.version for d in done if isinstance(d, Acted) and d.position is None}
         positions = self.streams.positions_of(unwritten) if unwritten else {}
         return [d if isinstance(d, LedgerError) else self._written(d, with_state=False, positions=positions)
@@ -181,7 +181,7 @@ class TaskLedger(StreamApplication):
             "abort": lambda t: t.abort(meta, cmd.reason),
             "drop": lambda t: t.drop(meta, cmd.force),
         }[cmd.action]
-        done = self.act_many([(task_id, perform) for task_id in cmd.task_ids], missing=TaskNotFoundError)
+        done = self.act_many([(task_id, perform) for task_id in cmd.task_ids], missing=TaskNotFoundError, kind=Task)
         return [d if isinstance(d, LedgerError) else self._written(d, with_state=False, positions={})
                 for d in done]
 
@@ -218,6 +218,8 @@ class TaskLedger(StreamApplication):
             stored: Any = event
             if at is not None and stored.timestamp > at:
                 break
+            if not is_task_event(stored):
+                raise TaskNotFoundError(task_id)
             task = stored.mutate(task)
         if task is None:
             raise TaskNotFoundError(task_id)
@@ -226,14 +228,14 @@ class TaskLedger(StreamApplication):
     def current_task(self, task_id: UUID) -> TaskState:
         """The task as the event store has it now (the view may lag; this never does)."""
         found = self.fetch([task_id]).get(task_id)
-        if found is None:
+        if not isinstance(found, Task):
             raise TaskNotFoundError(task_id)
         return found.state.copy()  # type: ignore[no-any-return]  # the cache's own object must stay untouched
 
     def task_events(self, task_id: UUID, after_version: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
         """The task's audit timeline, oldest first."""
         events = list(self.events.get(task_id, gt=after_version, limit=limit))
-        if not events and after_version == 0:
+        if not events and after_version == 0 or events and not is_task_event(events[0]):
             raise TaskNotFoundError(task_id)
         return [describe_event(e) for e in events]
 
@@ -282,12 +284,15 @@ class TaskLedger(StreamApplication):
 
     def _load(self, task_id: UUID, version: int | None = None) -> Task:
         try:
-            return self.history(task_id, version)  # type: ignore[no-any-return]
+            found = self.history(task_id, version)
         except AggregateNotFoundError:
             raise TaskNotFoundError(task_id) from None
+        if not isinstance(found, Task):  # the ledger's own bookkeeping (an id sequence) is no task
+            raise TaskNotFoundError(task_id)
+        return found
 
     def _act(self, task_id: UUID, action: Callable[[Task], Any], retry: bool = True) -> c.Written:
-        return self._written(self.act(task_id, action, retry=retry, missing=TaskNotFoundError))
+        return self._written(self.act(task_id, action, retry=retry, missing=TaskNotFoundError, kind=Task))
 
     def _written(self, acted: Acted, with_state: bool = True, positions: dict[UUID, int] | None = None) -> c.Written:
         """The write receipt, carrying the state the write produced (no responder reads the store again).

@@ -139,15 +139,16 @@ class StreamApplication(Application[UUID]):
 
     # ----------------------------------------------------------------- writes
     def act(self, aggregate_id: UUID, action: Action, *, retry: bool = True,
-            missing: Callable[[UUID], Exception]) -> Acted:
-        """Runs `action` on the latest aggregate and appends what it recorded; conflicts are run again."""
-        done = self.act_many([(aggregate_id, action)], retry=retry, missing=missing)[0]
+            missing: Callable[[UUID], Exception], kind: type[Any] = object) -> Acted:
+        """Runs `action` on the latest aggregate and appends what it recorded; conflicts are run again. An
+        aggregate that is not of `kind` (an id sequence named where a task is meant) is `missing`."""
+        done = self.act_many([(aggregate_id, action)], retry=retry, missing=missing, kind=kind)[0]
         if isinstance(done, BaseException):
             raise done
         return done
 
     def act_many(self, items: Sequence[tuple[UUID, Action]], *, retry: bool = True,
-                 missing: Callable[[UUID], Exception]) -> list[Acted | LedgerError]:
+                 missing: Callable[[UUID], Exception], kind: type[Any] = object) -> list[Acted | LedgerError]:
         """Every item in as few appends as possible (one when nothing conflicts); each item answers alone."""
         groups: dict[UUID, _Group] = {}
         for index, (aggregate_id, action) in enumerate(items):
@@ -161,7 +162,7 @@ class StreamApplication(Application[UUID]):
         while todo:
             self._load_cold([g for g in todo if g.base is None and not g.verified])
             for g in todo:
-                g.run = self._run(g.base, g.actions, g.id, missing)
+                g.run = self._run(g.base if isinstance(g.base, kind) else None, g.actions, g.id, missing)
             writes = [g for g in todo if (g.verified or not g.run.unsure) and g.run.aggregate is not None
                       and g.run.events]
             appended = self.streams.append([self._append_of(g.run) for g in writes]) if writes else Appended()

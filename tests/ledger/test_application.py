@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from uuid import uuid4
 
 import pytest
@@ -264,3 +265,27 @@ def test_two_claims_over_the_same_candidates_never_get_the_same_task() -> None:
     assert (first.task_id, second.task_id) == candidates
     with pytest.raises(NoTaskAvailableError):
         app.claim_task(c.ClaimTask("w3", candidates), WORKER)
+
+
+def test_an_id_sequence_named_where_a_task_is_meant_is_no_task() -> None:
+    # The global event feed shows every aggregate's id, the ledger's own id sequences' too: a client that
+    # sends one of those to a task command is told there is no such task (it was an AttributeError, a 500).
+    from ledger.application import sequence_id
+
+    app = new_ledger(Clock())
+    app.allocate_number("hugegraph:DEFAULT/g")
+    sequence = sequence_id("hugegraph:DEFAULT/g")
+
+    for act in (lambda: app.pause_task(c.PauseTask(sequence), OPERATOR),
+                lambda: app.abort_task(c.AbortTask(sequence), OPERATOR),
+                lambda: app.record_heartbeat(c.RecordHeartbeat(sequence, 1), WORKER),
+                lambda: app.current_task(sequence),
+                lambda: app.task_as_of(sequence, version=1),
+                lambda: app.task_as_of(sequence, at=datetime(2030, 1, 1, tzinfo=timezone.utc)),
+                lambda: app.task_events(sequence),
+                lambda: app.task_events(sequence, after_version=1)):
+        with pytest.raises(TaskNotFoundError):
+            act()
+    (refused,) = app.record_heartbeats([c.RecordHeartbeat(sequence, 1)], WORKER)
+    assert isinstance(refused, TaskNotFoundError)
+    assert app.allocate_number("hugegraph:DEFAULT/g") == 2  # the sequence itself is untouched

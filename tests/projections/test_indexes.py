@@ -101,7 +101,19 @@ def test_each_filter_is_served_by_its_index(strict_view: PostgresTaskView, name:
                                             expected: tuple[str, ...]) -> None:
     _page, count = strict_view.plans(flt)
     assert not _reads_whole_table(count), count
-    assert _indexes(count) & set(expected), (name, _indexes(count), count)
+    assert _indexes(count) & set(expected) or _skip_scans(count, SKIP_SCANNABLE.get(name)), (
+        name, _indexes(count), count)
+
+
+# A time filter is also served, from PostgreSQL 18 on, by a skip scan of an index that has the time after a
+# column of few values (`tasks_facade`: facade, created_at, id): one range per facade, not the whole index.
+SKIP_SCANNABLE = {"created_after": "created_at", "updated_after": "updated_at"}
+
+
+def _skip_scans(plan: dict[str, Any], column: str | None) -> bool:
+    return column is not None and any(
+        n["Node Type"] in ("Index Scan", "Index Only Scan") and f"({column} " in n.get("Index Cond", "")
+        for n in _nodes(plan))
 
 
 @pytest.mark.parametrize("sort", SORTABLE)
@@ -153,3 +165,20 @@ def test_a_substring_count_never_walks_a_btree_in_name_order(strict_view: Postgr
 def test_reads_run_without_jit(strict_view: PostgresTaskView) -> None:
     """Compiling a list's expressions would cost more than the list (docs/indexes.md)."""
     assert strict_view._all("SHOW jit")[0]["jit"] == "off"
+
+
+def test_gin_indexes_keep_a_short_pending_list_also_when_made_before_the_setting(new_database: Any) -> None:
+    import psycopg
+
+    from taskledger.migrate import migrate
+
+    gin = ("tasks_labels", "tasks_name_trgm", "tasks_error_trgm", "tasks_cube_trgm")
+    url = new_database()
+    query = "SELECT relname, reloptions FROM pg_class WHERE relname = ANY(%s)"
+    with psycopg.connect(url, autocommit=True) as conn:
+        made = dict(conn.execute(query, [list(gin)]).fetchall())
+        for index in gin:  # as an older version made them
+            conn.execute(f"ALTER INDEX {index} RESET (gin_pending_list_limit)")
+        migrate(url)
+        migrated = dict(conn.execute(query, [list(gin)]).fetchall())
+    assert made == migrated == {index: ["gin_pending_list_limit=256"] for index in gin}
