@@ -1040,8 +1040,9 @@ def print_report(result: dict[str, Any]) -> None:
     print()
     width = 44
     baseline = result["results"][-1].get("baseline")
-    paired_title = f"{sizes[0]:,} paired" if baseline else ""
-    header = (f"{'query':<{width}}" + "".join(f"{s:>16,}" for s in sizes) + (f"{paired_title:>16}" if baseline else "")
+    # The baseline is the smallest size asked for (with --reuse-database it is not among the results).
+    paired_title = f"{result.get('sizes', sizes)[0]:,} paired" if baseline else ""
+    header = (f"{'query':<{width}}" + "".join(f"{s:>16,}" for s in sizes) + (f"{paired_title:>18}" if baseline else "")
               + f"{'p99 ratio':>11}{'hits@max':>10}")
     print(header)
     print("-" * len(header))
@@ -1050,7 +1051,7 @@ def print_report(result: dict[str, Any]) -> None:
         ratio = ratio_of(result, query.key)
         flag = "" if ratio is None else ("  " if ratio <= GOAL_RATIO else " !")
         hits = rows[-1]["hits_median"]
-        paired_cell = f"{_cell(baseline[query.key]):>16}" if baseline else ""
+        paired_cell = f"{_cell(baseline[query.key]):>18}" if baseline else ""
         print(f"{query.label:<{width}}" + "".join(f"{_cell(r):>16}" for r in rows) + paired_cell +
               f"{('-' if ratio is None else f'{ratio:.2f}'):>9}{flag}{('-' if hits is None else f'{hits:,.0f}'):>10}")
     print("-" * len(header))

@@ -120,6 +120,10 @@ TASKS_DDL = [
     # index finds the few rows and sorts them; the planner chooses between the two.
     "CREATE INDEX IF NOT EXISTS tasks_state_created ON tasks (state, created_at, id) WHERE NOT dropped",
     "CREATE INDEX IF NOT EXISTS tasks_state_order ON tasks (state, id) WHERE NOT dropped",
+    # One state in name order (`state=QUEUED&sort=name`, the issue's slowest list): the page's rows and no
+    # others, where walking tasks_name_order reads 20 rows per QUEUED one from all over the table (87 ms
+    # for a page read cold at 1M tasks, 1 ms by this index).
+    "CREATE INDEX IF NOT EXISTS tasks_state_name ON tasks (state, name, id) WHERE NOT dropped",
     # A namespace's tasks in some states, newest first (the operators' most common list), and their count
     # from the index alone.
     "CREATE INDEX IF NOT EXISTS tasks_namespace_state ON tasks (namespace, state, created_at, id) WHERE NOT dropped",

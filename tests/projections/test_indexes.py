@@ -14,13 +14,15 @@ from typing import Any
 
 import pytest
 
-from projections.queries import SORTABLE, PostgresTaskView, TaskFilter
+from psycopg import sql
+
+from projections.queries import SORTABLE, PostgresTaskView, TaskFilter, _page_query, _plan_of
 
 MOMENT = datetime(2026, 1, 1, tzinfo=timezone.utc)  # after all but the rows updated in 2026
 
 # A filter, and the index that must serve it.
 FILTERS: list[tuple[str, TaskFilter, tuple[str, ...]]] = [
-    ("state", TaskFilter(states=("QUEUED",)), ("tasks_state_created", "tasks_state_order")),
+    ("state", TaskFilter(states=("QUEUED",)), ("tasks_state_created", "tasks_state_order", "tasks_state_name")),
     ("namespace", TaskFilter(namespace="ns-a"), ("tasks_namespace",)),
     ("namespace_prefix", TaskFilter(namespace_prefix="kylin:"), ("tasks_namespace",)),
     ("facade", TaskFilter(facade="kylin"), ("tasks_facade",)),
@@ -123,6 +125,17 @@ def test_each_sort_walks_its_index_and_sorts_nothing(strict_view: PostgresTaskVi
     page, _count = strict_view.plans(TaskFilter(), sort=sort, descending=descending)
     assert not any(n["Node Type"] in ("Sort", "Incremental Sort") for n in _nodes(page)), page
     assert SORT_INDEXES[sort] in _indexes(page), page
+
+
+@pytest.mark.parametrize("cursor", [False, True])
+def test_one_state_in_name_order_reads_only_the_pages_rows(strict_view: PostgresTaskView, cursor: bool) -> None:
+    flt = TaskFilter(states=("SUCCEEDED",))  # a third of the rows: a walk of the name order would filter
+    after = strict_view.list(flt, sort="name", limit=5).next_cursor if cursor else None
+    query, params = _page_query(flt, "name", False, after)
+    plan = strict_view._all(sql.SQL("EXPLAIN (FORMAT JSON) ") + query, [*params, 6, 0])[0]
+    nodes = list(_nodes(_plan_of(plan)[0]["Plan"]))
+    assert [n["Index Name"] for n in nodes if "Index Name" in n] == ["tasks_state_name"], nodes
+    assert not any("Filter" in n or n["Node Type"] in ("Sort", "Incremental Sort") for n in nodes), nodes
 
 
 def test_the_lists_of_the_issue_read_an_index_not_the_table(strict_view: PostgresTaskView) -> None:
