@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -14,6 +13,7 @@ from typing import NoReturn
 from taskledger.commandline import add_command as _add
 from taskledger.commandline import seconds as _seconds
 from taskledger.config import ConfigError, Settings, load_settings, projection_env
+from taskledger.stopsignal import stop_on_signals, stopped
 
 EPILOG = """examples:
   taskledger serve                       # all-in-one: embedded PostgreSQL, API, projections
@@ -151,11 +151,10 @@ def cmd_project(args: argparse.Namespace, settings: Settings) -> int:
         return USAGE
     url, _server = ready_database(settings)
     stopping = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stopping.set())
+    stop_on_signals(stopping)
     threads = start_projections(projection_env(url), url, stopping, list(args.names) or None)
     stopping.wait()
-    return _stopped(threads)
+    return stopped(threads)
 
 
 def cmd_role(args: argparse.Namespace, settings: Settings) -> int:
@@ -167,30 +166,11 @@ def cmd_role(args: argparse.Namespace, settings: Settings) -> int:
 
     url, _server = ready_database(settings)
     stopping = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stopping.set())
+    stop_on_signals(stopping)
     grace = timedelta(seconds=getattr(args, "grace", 5.0))
     threads = start_roles(url, stopping, [args.command], args.interval, grace)
     stopping.wait()
-    return _stopped(threads)
-
-
-def _stopped(threads: Sequence[threading.Thread]) -> int:
-    """After SIGTERM: each role thread gets 10 s to finish. Every write is its own transaction, so a thread still
-    running after that (seen once in CI, under load: `project` had not exited 60 s after SIGTERM) is named in the
-    log and the process exits anyway rather than hang at the interpreter's join of non-daemon threads."""
-    for thread in threads:
-        thread.join(timeout=10)
-    stuck = [t.name for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon
-             and t.is_alive()]
-    if stuck:
-        logging.getLogger("taskledger").warning("threads still running 10 s after the stop: %s; exiting anyway "
-                                                "(nothing uncommitted is kept)", ", ".join(stuck))
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
-    return 0
+    return stopped(threads)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from taskledger.config import ConfigError, Settings, projection_env
 from taskledger.migrate import migrate
 from taskledger.preflight import check_budget, check_database, make_home, open_database, setting_of
 from taskledger.roles import start_roles
+from taskledger.stopsignal import GRACE, last_resort, stop_on_signals
 
 log = logging.getLogger(__name__)
 GUNICORN_CONF = Path(__file__).resolve().parent.parent / "ops" / "gunicorn.conf.py"
@@ -77,6 +78,7 @@ def serve(settings: Settings) -> int:
     make_home(settings)
     url, server = open_database(settings, create=True)
     stopping = threading.Event()
+    stop_on_signals(stopping)
     gunicorn: subprocess.Popen[bytes] | None = None
     threads = []
     try:
@@ -85,8 +87,6 @@ def serve(settings: Settings) -> int:
         credential = ensure_admin(url, settings)
         threads = [*start_projections(projection_env(url), url, stopping),
                    *start_roles(url, stopping)]
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stopping.set())
         gunicorn = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF)],
                                     env={**os.environ, "TASKLEDGER_DATABASE_URL": url, "PGAPPNAME": _api_name(),
                                          "TASKLEDGER_PARENT_PID": str(os.getpid()),
@@ -101,8 +101,10 @@ def serve(settings: Settings) -> int:
     finally:
         stopping.set()
         _stop(gunicorn)
+        last_resort()  # from here on a stuck stop prints its threads' stacks and exits 1
+        deadline = time.monotonic() + GRACE
         for thread in threads:
-            thread.join(timeout=10)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
         if server is not None:
             server.cleanup()
         log.info("taskledger stopped")
