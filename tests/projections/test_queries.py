@@ -108,6 +108,13 @@ def _analyze(queries: PostgresTaskView) -> None:
         conn.execute("ANALYZE tasks")
 
 
+def _named(ledger_app: TaskLedger, queries: PostgresTaskView, namespace: str, marker: str, n: int) -> None:
+    """`n` tasks named `marker-i`, projected, then ANALYZE (the histogram estimates are drawn from)."""
+    written = [ledger_app.create_task(c.CreateTask(namespace, f"{marker}-{i}"), WHO) for i in range(n)]
+    assert queries.wait_for(written[-1].position, 30)
+    _analyze(queries)
+
+
 def _statements(queries: PostgresTaskView, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Records every statement the view sends (to the real database)."""
     from psycopg import sql
@@ -130,9 +137,7 @@ def test_a_substring_the_planner_expects_far_beyond_the_bound_is_estimated_witho
     from projections.queries import TaskFilter
 
     marker = f"wide{uuid4().hex[:8]}"
-    written = [ledger_app.create_task(c.CreateTask(namespace, f"{marker}-{i}"), WHO) for i in range(300)]
-    assert queries.wait_for(written[-1].position, 30)
-    _analyze(queries)  # the histogram the estimate is drawn from (1 000 entries of the name)
+    _named(ledger_app, queries, namespace, marker, 300)  # the name's histogram holds 1 000 entries
     sent = _statements(queries, monkeypatch)
 
     page = queries.list(TaskFilter(name_contains=marker.upper()), limit=2, exact_up_to=5)
@@ -148,9 +153,7 @@ def test_a_substring_with_a_few_more_matches_than_the_page_is_counted_exactly(
     from projections.queries import TaskFilter
 
     marker = f"few{uuid4().hex[:8]}"
-    written = [ledger_app.create_task(c.CreateTask(namespace, f"{marker}-{i}"), WHO) for i in range(6)]
-    assert queries.wait_for(written[-1].position, 10)
-    _analyze(queries)
+    _named(ledger_app, queries, namespace, marker, 6)
     sent = _statements(queries, monkeypatch)
 
     page = queries.list(TaskFilter(name_contains=marker), limit=2, exact_up_to=10)
