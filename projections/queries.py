@@ -200,8 +200,11 @@ class PostgresTaskView:
         # whole table); every read is planned for its own values instead.
         # JIT is off for reads: compiling a list query's expressions costs 10-100 ms where the whole query
         # costs a few (PostgreSQL compiles any plan costed above jit_above_cost, as a bounded count may be).
+        # Sequential scans are not synchronized: a bounded count that scans would otherwise start wherever
+        # another reader's scan of the table is, and a run of non-matching rows there (a bulk action's 100 000
+        # unlabelled tasks at the end of the table) held every concurrent label count for 120-190 ms at once.
         given = str(conninfo_to_dict(conninfo).get("options") or "")
-        conninfo = make_conninfo(conninfo, options=f"{given} -c jit=off".strip())
+        conninfo = make_conninfo(conninfo, options=f"{given} -c jit=off -c synchronize_seqscans=off".strip())
         self.pool = ConnectionPool(conninfo, min_size=min_size, max_size=max_size, open=False, max_idle=60.0,
                                    kwargs={"row_factory": dict_row, "autocommit": True, "prepare_threshold": None})
         self.connect_wait = connect_wait  # a replica's is short: its reads fail over (projections/replica.py)

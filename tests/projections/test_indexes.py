@@ -180,6 +180,12 @@ def test_reads_run_without_jit(strict_view: PostgresTaskView) -> None:
     assert strict_view._all("SHOW jit")[0]["jit"] == "off"
 
 
+def test_reads_start_their_sequential_scans_at_the_first_page(strict_view: PostgresTaskView) -> None:
+    """A bounded count that joins another reader's scan where it is can read a long run of non-matching
+    rows first (docs/indexes.md: concurrent label counts at 1M tasks held 120-190 ms together)."""
+    assert strict_view._all("SHOW synchronize_seqscans")[0]["synchronize_seqscans"] == "off"
+
+
 def test_gin_indexes_keep_a_short_pending_list_also_when_made_before_the_setting(new_database: Any) -> None:
     import psycopg
 
