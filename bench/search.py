@@ -1044,7 +1044,8 @@ def print_report(result: dict[str, Any]) -> None:
     width = 44
     baseline = result["results"][-1].get("baseline")
     # The baseline is the smallest size asked for (with --reuse-database it is not among the results).
-    paired_title = f"{result.get('sizes', sizes)[0]:,} paired" if baseline else ""
+    smallest = result.get("sizes", sizes)[0]
+    paired_title = f"{smallest:,} paired" if baseline else ""
     header = (f"{'query':<{width}}" + "".join(f"{s:>16,}" for s in sizes) + (f"{paired_title:>18}" if baseline else "")
               + f"{'p99 ratio':>11}{'hits@max':>10}")
     print(header)
@@ -1068,7 +1069,7 @@ def print_report(result: dict[str, Any]) -> None:
         print(f"{title:<{width}}" + "".join(f"{cell(r):>16}" for r in result["results"]))
     print()
     if baseline:
-        print(f"p99 ratio = median over rounds of p99 at {sizes[-1]:,} / p99 of the {sizes[0]:,} baseline database "
+        print(f"p99 ratio = median over rounds of p99 at {sizes[-1]:,} / p99 of the {smallest:,} baseline database "
               f"measured just before it (the '{paired_title}' column, same round, same load)")
     else:
         print(f"p99 ratio = p99 at {sizes[-1]:,} / p99 at {sizes[0]:,}, measured when each size was filled")
