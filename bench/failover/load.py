@@ -11,7 +11,7 @@ from typing import Any
 
 import requests
 
-from taskledger.client import Ledger
+from taskledger.client import Ledger, Receipt
 from taskledger.client.errors import ClientError, ProblemError
 
 NAMESPACE = "failover"
@@ -44,6 +44,8 @@ class Load:
     acks: list[Ack] = field(default_factory=list)
     probe_log: list[tuple[float, str]] = field(default_factory=list)  # (time, status code or exception name)
     errors: dict[str, int] = field(default_factory=dict)
+    # Starts that a try answered 503 or not at all had committed (seen by the task, after a retry met 409).
+    landed_unanswered: int = 0
     stop: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
     threads: list[threading.Thread] = field(default_factory=list)
@@ -67,23 +69,52 @@ class Load:
         with self.lock:
             self.errors[name] = self.errors.get(name, 0) + 1
 
-    def _persist(self, call: Callable[[], Any]) -> tuple[Any, float]:
+    def _persist(self, call: Callable[[], Any], landed: Callable[[], Any] | None = None) -> tuple[Any, float]:
         """The call until it is answered 2xx, and when its last try began; a refusal (4xx, 500) ends the task's
-        life cycle (Abandoned)."""
+        life cycle (Abandoned).
+
+        A try answered 503 or not at all may still have committed: the primary can die after its synchronous
+        standby confirmed the commit and before the API heard so. A write that is not repeatable (a start) then
+        meets a refusal when tried again (409, already running); `landed` reads the task and answers what the
+        lost try would have answered when it did land, or None."""
         deadline = time.monotonic() + 120
+        unanswered = False
         while time.monotonic() < deadline:
             began = time.monotonic()
             try:
                 return call(), began
             except ProblemError as exc:
                 status = getattr(exc, "status", 0)
-                self._count(f"{type(exc).__name__} {status}")
                 if status != 503:
+                    found = landed() if unanswered and landed is not None and status == 409 else None
+                    if found is not None:
+                        with self.lock:
+                            self.landed_unanswered += 1
+                        return found, began
+                    self._count(f"{type(exc).__name__} {status}")
                     raise Abandoned from exc
+                self._count(f"{type(exc).__name__} {status}")
+                unanswered = True
             except ClientError as exc:  # ConnectionFailedError: nothing answered
                 self._count(type(exc).__name__)
+                unanswered = True
             time.sleep(0.2)
         raise Abandoned
+
+    @staticmethod
+    def _started(ledger: Ledger, task_id: str, worker: str) -> Receipt | None:
+        """The start of `worker` that landed unanswered: the task running under it (nothing else writes to it, so
+        its version is the start's). The view may not show it yet: this client never heard of its position."""
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                task = ledger.get(task_id)
+            except ClientError:
+                task = {}
+            if task.get("state") == "RUNNING" and task.get("worker") == worker:
+                return Receipt(task_id, int(task["version"]), 0, int(task.get("lease_epoch") or 0))
+            time.sleep(0.2)
+        return None
 
     def _writer(self, number: int) -> None:
         base = self.bases[number % len(self.bases)]
@@ -96,7 +127,8 @@ class Load:
                                                                  idempotency_key=key))
                 task_id = str(task["id"])
                 self._ack(task_id, int(task["version"]), "Created", base, sent)
-                receipt, sent = self._persist(lambda: ledger.start(task_id, worker))
+                receipt, sent = self._persist(lambda: ledger.start(task_id, worker),
+                                              landed=lambda: self._started(ledger, task_id, worker))
                 self._ack(task_id, receipt.version, "Started", base, sent)
                 epoch = int(receipt.lease_epoch or 0)
                 for progress in (25.0, 50.0, 75.0):

@@ -41,6 +41,7 @@ class Outcome:
     verify_output: str
     errors: dict[str, int]
     acks: list[Ack]
+    landed_unanswered: int = 0  # starts answered 503 or not at all that had committed (Load._persist)
 
     def acknowledged_after_kill(self) -> dict[str, int]:
         """Writes acknowledged after the kill, by API process."""
@@ -53,7 +54,8 @@ class Outcome:
     def summary(self) -> str:
         return (f"outage {self.outage:.1f} s; {self.acknowledged} acknowledged "
                 f"writes on {self.tasks} tasks, {len(self.missing)} missing; probe answers during the outage "
-                f"{self.probe_answers}; promoted {self.promoted}; verify exit {self.verify_code}")
+                f"{self.probe_answers}; promoted {self.promoted}; verify exit {self.verify_code}; "
+                f"{self.landed_unanswered} starts had landed unanswered")
 
 
 def outage_after(acks: Sequence[Ack], killed_at: float) -> float:
@@ -158,7 +160,7 @@ def run_failover(formation: Formation, service: Service, *, before: float = 8.0,
                    timeline=formation.events_since(killed_wall), missing=missing, pids_before=pids_before,
                    pids_after=pids_after, projections_caught_up=caught_up, view_behind=behind,
                    verify_code=verified.returncode, verify_output=(verified.stdout + verified.stderr).strip(),
-                   errors=dict(load.errors))
+                   errors=dict(load.errors), landed_unanswered=load.landed_unanswered)
 
 
 @contextlib.contextmanager
