@@ -24,7 +24,7 @@ from taskledger.config import ConfigError, Settings, projection_env
 from taskledger.migrate import migrate
 from taskledger.preflight import check_budget, check_database, make_home, open_database, setting_of
 from taskledger.roles import start_roles
-from taskledger.stopsignal import GRACE, last_resort, stop_on_signals
+from taskledger.stopsignal import join_within, last_resort, stop_on_signals
 
 log = logging.getLogger(__name__)
 GUNICORN_CONF = Path(__file__).resolve().parent.parent / "ops" / "gunicorn.conf.py"
@@ -102,9 +102,7 @@ def serve(settings: Settings) -> int:
         stopping.set()
         _stop(gunicorn)
         last_resort()  # from here on a stuck stop prints its threads' stacks and exits 1
-        deadline = time.monotonic() + GRACE
-        for thread in threads:
-            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        join_within(threads)
         if server is not None:
             server.cleanup()
         log.info("taskledger stopped")

@@ -61,13 +61,18 @@ def last_resort() -> None:
     faulthandler.dump_traceback_later(LAST_RESORT, exit=True, file=sys.stderr)
 
 
+def join_within(threads: Sequence[threading.Thread], grace: float = GRACE) -> None:
+    """Joins `threads` for `grace` seconds in all (not each)."""
+    deadline = time.monotonic() + grace
+    for thread in threads:
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
+
+
 def stopped(threads: Sequence[threading.Thread], grace: float = GRACE) -> int:
     """After the stop: `threads` get `grace` seconds in all. One still running then (or any other thread that
     would hold up the interpreter's exit) is named in the log and the process exits 0 at once rather than hang."""
     last_resort()
-    deadline = time.monotonic() + grace
-    for thread in threads:
-        thread.join(timeout=max(0.0, deadline - time.monotonic()))
+    join_within(threads, grace)
     stuck = [t.name for t in threads if t.is_alive()]
     stuck += [t.name for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon
               and t.is_alive() and t.name not in stuck]
